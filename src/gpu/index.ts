@@ -1,0 +1,6 @@
+export * from './context';
+export * from './buffers';
+export * from './timer';
+export * from './shaders';
+export * from './f16';
+export { PipelineCache } from './pipelines';

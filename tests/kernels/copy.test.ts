@@ -1,0 +1,25 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createEmptyBuffer, createStorageBuffer, readFloat32 } from '../../src/gpu/buffers';
+import type { GpuContext } from '../../src/gpu/context';
+import { acquireNodeGpuContext } from '../../src/gpu/node';
+import { recordCopy } from '../../src/kernels/copy';
+
+let ctx: GpuContext;
+beforeAll(async () => {
+  ctx = await acquireNodeGpuContext();
+});
+afterAll(() => ctx.device.destroy());
+
+describe('vec4 copy kernel', () => {
+  it.each([4, 1024, 4096 * 256 * 4 + 12])('copies %i floats exactly', async (n) => {
+    const data = Float32Array.from({ length: n }, (_, i) => Math.sin(i) * 1e3);
+    const src = createStorageBuffer(ctx.device, data);
+    const dst = createEmptyBuffer(ctx.device, data.byteLength);
+    const encoder = ctx.device.createCommandEncoder();
+    const pass = encoder.beginComputePass();
+    recordCopy(ctx, src, dst)(pass);
+    pass.end();
+    ctx.device.queue.submit([encoder.finish()]);
+    expect(await readFloat32(ctx.device, dst, n)).toEqual(data);
+  });
+});
