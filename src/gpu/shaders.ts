@@ -69,10 +69,17 @@ function expand(name: string, defines: ShaderDefines, included: Set<string>): st
   return out.join('\n');
 }
 
-/** The WGSL text of shaders/<name>.wgsl with its includes pasted and its defines set. */
+const isDirective = (line: string) => /^\s*(enable|requires|diagnostic)\s/.test(line);
+
+/**
+ * The WGSL text of shaders/<name>.wgsl with its includes pasted and its defines set. Directives
+ * (`enable subgroups;`...) go first, as WGSL requires them before any declaration.
+ */
 export function composeShader(name: string, defines: ShaderDefines = {}): string {
   const header = Object.entries(defines)
     .sort(([a], [b]) => a.localeCompare(b))
     .map(([key, value]) => defineLine(key, value));
-  return [...header, expand(name, defines, new Set([name]))].join('\n');
+  const body = expand(name, defines, new Set([name])).split('\n');
+  const directives = [...new Set(body.filter(isDirective).map((line) => line.trim()))];
+  return [...directives, ...header, ...body.filter((line) => !isDirective(line))].join('\n');
 }

@@ -1,0 +1,231 @@
+// Dense decode attention over the paged KV cache, split pass of flash decoding (the reduce pass is
+// dense_decode_reduce.wgsl).
+//
+// Work split: workgroup (x = split, y = kvHead) reads tokens [split * tokens_per_split, ...) of one
+// KV head once and scores them against all GROUP query heads of that head's GQA group, so each K/V
+// byte is loaded once per group rather than once per query head. Decode does about 2 * GROUP flops
+// per KV byte: it is bound by memory bandwidth, and splitting the KV length is what gives a large
+// GPU thousands of workgroups even when there are only a few KV heads.
+//
+// Inside a workgroup, LANES consecutive invocations form a row that handles one token at a time:
+// each invocation loads VECS_PER_LANE 16-byte vectors of the token's K and V rows, so consecutive
+// invocations read consecutive bytes (rows of consecutive tokens are adjacent within a page). The
+// ROWS rows take consecutive tokens, UNROLL tokens each per iteration with all loads issued first.
+// A row reduces its partial dot products with subgroup shuffles (LANES <= the subgroup size) or,
+// without subgroups, through workgroup memory, and keeps its own online softmax: running max m,
+// sum l and unnormalised output acc per query head. At the end the rows are merged in workgroup
+// memory and the workgroup writes (m, l) and acc per query head for the reduce pass.
+//
+// Scores live in the log2 domain (params.q_scale = scale * log2(e)), so every exponential is exp2.
+#if SUBGROUPS
+enable subgroups;
+#endif
+#include "common/paged_kv"
+
+struct Params {
+  kv_len: u32,
+  tokens_per_split: u32,
+  num_splits: u32,
+  q_scale: f32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> q_in: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> k_pool: array<vec4<u32>>;
+@group(0) @binding(3) var<storage, read> v_pool: array<vec4<u32>>;
+@group(0) @binding(4) var<storage, read> page_table: array<u32>;
+// [head][split][dim / 4] and [head][split] (m, l).
+@group(0) @binding(5) var<storage, read_write> part_o: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read_write> part_ml: array<vec2<f32>>;
+
+#if KV_F16
+const UNITS_PER_VEC = 2u; // vec4<f32> per 16-byte vector of the pool
+#else
+const UNITS_PER_VEC = 1u;
+#endif
+const VECS_PER_ROW = HEAD_DIM / (4u * UNITS_PER_VEC);
+const UNITS = VECS_PER_LANE * UNITS_PER_VEC; // vec4<f32> of one head's q (and acc) per invocation
+const DIM_VECS = HEAD_DIM / 4u;
+const NEG_BIG = -3.0e38; // "minus infinity" that keeps max and exp2 free of NaN
+
+var<workgroup> row_ml: array<array<vec2<f32>, GROUP>, ROWS>;
+var<workgroup> row_acc: array<array<vec4<f32>, HEAD_CHUNK * DIM_VECS>, ROWS>;
+#if SUBGROUPS
+#else
+var<workgroup> lane_scores: array<array<f32, UNROLL * GROUP>, WORKGROUP_SIZE>;
+#endif
+
+fn unpack_vec(raw: vec4<u32>) -> array<vec4<f32>, UNITS_PER_VEC> {
+#if KV_F16
+  return array(
+    vec4(unpack2x16float(raw.x), unpack2x16float(raw.y)),
+    vec4(unpack2x16float(raw.z), unpack2x16float(raw.w)),
+  );
+#else
+  return array(bitcast<vec4<f32>>(raw));
+#endif
+}
+
+// Vector c of this lane's share of a row; lanes past the row's end re-read its last vector, which
+// keeps loads in bounds (their q is zero and their acc is never written out).
+fn lane_vec(c: u32, lane: u32) -> u32 {
+  return min(c * LANES + lane, VECS_PER_ROW - 1u);
+}
+
+// Sums each score over the LANES invocations of a row; every lane of the row gets the sums.
+fn row_sum(
+  partial: array<f32, UNROLL * GROUP>,
+  lid: u32,
+  row: u32,
+) -> array<f32, UNROLL * GROUP> {
+  var s = partial;
+#if SUBGROUPS
+  for (var mask = LANES / 2u; mask > 0u; mask >>= 1u) {
+    for (var i = 0u; i < UNROLL * GROUP; i++) {
+      s[i] += subgroupShuffleXor(s[i], mask);
+    }
+  }
+#else
+  lane_scores[lid] = partial;
+  workgroupBarrier();
+  for (var i = 0u; i < UNROLL * GROUP; i++) {
+    s[i] = 0.0;
+    for (var j = 0u; j < LANES; j++) {
+      s[i] += lane_scores[row * LANES + j][i];
+    }
+  }
+  workgroupBarrier();
+#endif
+  return s;
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let split = wid.x;
+  let kv_head = wid.y;
+  let lane = lid % LANES;
+  let row = lid / LANES;
+  let begin = split * params.tokens_per_split;
+  let end = min(begin + params.tokens_per_split, params.kv_len);
+
+  var q: array<vec4<f32>, GROUP * UNITS>;
+  var acc: array<vec4<f32>, GROUP * UNITS>;
+  var m: array<f32, GROUP>;
+  var l: array<f32, GROUP>;
+  for (var g = 0u; g < GROUP; g++) {
+    m[g] = NEG_BIG;
+    l[g] = 0.0;
+    let q_row = (kv_head * GROUP + g) * DIM_VECS;
+    for (var c = 0u; c < VECS_PER_LANE; c++) {
+      let in_row = c * LANES + lane < VECS_PER_ROW;
+      for (var u = 0u; u < UNITS_PER_VEC; u++) {
+        let x = q_in[q_row + lane_vec(c, lane) * UNITS_PER_VEC + u] * params.q_scale;
+        q[g * UNITS + c * UNITS_PER_VEC + u] = select(vec4(0.0), x, in_row);
+        acc[g * UNITS + c * UNITS_PER_VEC + u] = vec4(0.0);
+      }
+    }
+  }
+
+  for (var t0 = begin; t0 < end; t0 += ROWS * UNROLL) {
+    var k_raw: array<vec4<u32>, UNROLL * VECS_PER_LANE>;
+    var v_raw: array<vec4<u32>, UNROLL * VECS_PER_LANE>;
+    for (var r = 0u; r < UNROLL; r++) {
+      let t = min(t0 + r * ROWS + row, end - 1u);
+      let word = kv_row_word(page_table[t / PAGE_SIZE], kv_head, t % PAGE_SIZE);
+      for (var c = 0u; c < VECS_PER_LANE; c++) {
+        k_raw[r * VECS_PER_LANE + c] = k_pool[word / 4u + lane_vec(c, lane)];
+        v_raw[r * VECS_PER_LANE + c] = v_pool[word / 4u + lane_vec(c, lane)];
+      }
+    }
+
+    var partial = array<f32, UNROLL * GROUP>();
+    for (var r = 0u; r < UNROLL; r++) {
+      for (var c = 0u; c < VECS_PER_LANE; c++) {
+        let k = unpack_vec(k_raw[r * VECS_PER_LANE + c]);
+        for (var g = 0u; g < GROUP; g++) {
+          for (var u = 0u; u < UNITS_PER_VEC; u++) {
+            partial[r * GROUP + g] += dot(q[g * UNITS + c * UNITS_PER_VEC + u], k[u]);
+          }
+        }
+      }
+    }
+    let scores = row_sum(partial, lid, row);
+
+    for (var r = 0u; r < UNROLL; r++) {
+      if (t0 + r * ROWS + row >= end) {
+        continue;
+      }
+      for (var g = 0u; g < GROUP; g++) {
+        // Online softmax with one exp2: the new score either raises the max (rescale the past by
+        // exp2(m - s), weight 1) or not (weight exp2(s - m)).
+        let s = scores[r * GROUP + g];
+        let e = exp2(-abs(s - m[g]));
+        let raises = s > m[g];
+        let alpha = select(1.0, e, raises);
+        let p = select(e, 1.0, raises);
+        m[g] = max(m[g], s);
+        l[g] = l[g] * alpha + p;
+        for (var c = 0u; c < VECS_PER_LANE; c++) {
+          let v = unpack_vec(v_raw[r * VECS_PER_LANE + c]);
+          for (var u = 0u; u < UNITS_PER_VEC; u++) {
+            let i = g * UNITS + c * UNITS_PER_VEC + u;
+            acc[i] = acc[i] * alpha + p * v[u];
+          }
+        }
+      }
+    }
+  }
+
+  // Merge the rows: rescale each to the workgroup's max, then sum in workgroup memory.
+  if (lane == 0u) {
+    for (var g = 0u; g < GROUP; g++) {
+      row_ml[row][g] = vec2(m[g], l[g]);
+    }
+  }
+  workgroupBarrier();
+  var factor: array<f32, GROUP>;
+  for (var g = 0u; g < GROUP; g++) {
+    var m_max = NEG_BIG;
+    for (var r = 0u; r < ROWS; r++) {
+      m_max = max(m_max, row_ml[r][g].x);
+    }
+    factor[g] = exp2(m[g] - m_max);
+  }
+  for (var g = lid; g < GROUP; g += WORKGROUP_SIZE) {
+    var m_max = NEG_BIG;
+    for (var r = 0u; r < ROWS; r++) {
+      m_max = max(m_max, row_ml[r][g].x);
+    }
+    var l_sum = 0.0;
+    for (var r = 0u; r < ROWS; r++) {
+      l_sum += row_ml[r][g].y * exp2(row_ml[r][g].x - m_max);
+    }
+    part_ml[(kv_head * GROUP + g) * params.num_splits + split] = vec2(m_max, l_sum);
+  }
+
+  for (var g0 = 0u; g0 < GROUP; g0 += HEAD_CHUNK) {
+    for (var h = 0u; h < HEAD_CHUNK; h++) {
+      let g = g0 + h;
+      for (var c = 0u; c < VECS_PER_LANE; c++) {
+        if (g < GROUP && c * LANES + lane < VECS_PER_ROW) {
+          for (var u = 0u; u < UNITS_PER_VEC; u++) {
+            let dim_vec = (c * LANES + lane) * UNITS_PER_VEC + u;
+            row_acc[row][h * DIM_VECS + dim_vec] = acc[g * UNITS + c * UNITS_PER_VEC + u] * factor[g];
+          }
+        }
+      }
+    }
+    workgroupBarrier();
+    for (var e = lid; e < HEAD_CHUNK * DIM_VECS; e += WORKGROUP_SIZE) {
+      let g = g0 + e / DIM_VECS;
+      if (g < GROUP) {
+        var sum = vec4(0.0);
+        for (var r = 0u; r < ROWS; r++) {
+          sum += row_acc[r][e];
+        }
+        part_o[((kv_head * GROUP + g) * params.num_splits + split) * DIM_VECS + e % DIM_VECS] = sum;
+      }
+    }
+    workgroupBarrier();
+  }
+}

@@ -1,0 +1,250 @@
+// Dense causal prefill attention over the paged KV cache, FlashAttention-2 style, all math in f32.
+//
+// Work split: workgroup (x = query head, y = query tile) owns QUERY_TILE consecutive queries of one
+// head and walks the KV tiles 0 .. its diagonal, so no workgroup ever reads a fully masked tile. y
+// counts down, so the longest (last) query tiles start first and the short ones fill the tail.
+//
+// Why this tiling: WebGPU has no tensor cores, so the bound is f32 FMA issue, and what competes with
+// it for issue slots is every other instruction, above all workgroup-memory loads. So
+//  - Q and O stay in registers for the whole KV walk, and the score row is reduced with subgroup
+//    shuffles rather than through workgroup memory: the only workgroup memory is one K tile and one
+//    V tile (KEYS_PER_TILE keys each, sized from the device's limit by the launcher), so there are
+//    two barriers per KV tile and no P matrix round trip.
+//  - LANES consecutive invocations (4; consecutive local indices are consecutive lanes of a
+//    subgroup on the drivers we run on) share ROWS_PER_THREAD query rows; lane `lane` owns the
+//    16-byte columns j * LANES + lane (j < LANE_VEC4S) of the head dim, of q, of o
+//    and of every K and V row it reads. The lanes of a group therefore read 64 consecutive bytes of
+//    a K or V row (no bank conflicts), and all row groups read the same row at the same time
+//    (a broadcast), while each vec4 read feeds 4 * ROWS_PER_THREAD FMAs.
+//  - A score is the sum of LANES partial dot products (log2(LANES) xor shuffles); afterwards every
+//    lane holds the whole score row, so the online softmax (running max m and sum l per row, in the
+//    log2 domain: q is pre-scaled by scale * log2(e) and every exponential is exp2) needs no further
+//    communication, and P @ V uses the lane's own columns of V.
+//  - Keys are processed in chunks of KEYS_PER_CHUNK: ROWS_PER_THREAD x KEYS_PER_CHUNK scores live in
+//    registers, and o is rescaled once per chunk rather than once per key.
+//  - Only tiles that reach past the first query of the workgroup apply the causal mask; masked
+//    scores get NEG_BIG for the max and probability 0 (NaN-free even for a row with no visible key
+//    yet). Rows past num_queries compute with q = 0 and are not stored.
+// The query tile is bounded by registers (q and o), the key tile by workgroup memory.
+// Without subgroups LANES is 1: one invocation per row group holds whole rows (correct, slower).
+#if SUBGROUPS
+enable subgroups;
+#endif
+#include "common/paged_kv"
+
+// Defines from the launcher: HEAD_DIM, NUM_KV_HEADS, PAGE_SIZE, KV_F16, SUBGROUPS, LANES,
+// ROWS_PER_THREAD, ROW_GROUPS, KEYS_PER_TILE, KEYS_PER_CHUNK. The head counts are uniforms rather than defines: they only enter addresses, once per invocation,
+// and models (and tests) with different GQA shapes then share one pipeline.
+struct Params {
+  num_queries: u32,
+  q_start: u32,
+  q_scale: f32, // scale * log2(e)
+  num_heads: u32,
+  group_size: u32, // query heads per KV head
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> q_in: array<vec4<f32>>;
+#if KV_F16
+@group(0) @binding(2) var<storage, read> k_pool: array<vec4<u32>>;
+@group(0) @binding(3) var<storage, read> v_pool: array<vec4<u32>>;
+#else
+@group(0) @binding(2) var<storage, read> k_pool: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> v_pool: array<vec4<f32>>;
+#endif
+@group(0) @binding(4) var<storage, read> page_table: array<u32>;
+@group(0) @binding(5) var<storage, read_write> out: array<vec4<f32>>;
+
+const THREADS = ROW_GROUPS * LANES;
+const QUERY_TILE = ROW_GROUPS * ROWS_PER_THREAD;
+const DIM_VEC4S = HEAD_DIM / 4;
+const LANE_VEC4S = DIM_VEC4S / LANES;
+const NEG_BIG = -3.0e38; // "minus infinity" that keeps max and exp2 free of NaN
+
+// [key][j][lane] is the row-major [key][dim / 4] layout, typed so that the index the unrolled loops
+// vary (j) is a separate dimension: its bounds check folds away once the loop is unrolled.
+var<workgroup> k_tile: array<array<array<vec4<f32>, LANES>, LANE_VEC4S>, KEYS_PER_TILE>;
+var<workgroup> v_tile: array<array<array<vec4<f32>, LANES>, LANE_VEC4S>, KEYS_PER_TILE>;
+
+// Per-invocation state for its ROWS_PER_THREAD rows and its columns of the head dim.
+var<private> q_rows: array<array<vec4<f32>, LANE_VEC4S>, ROWS_PER_THREAD>;
+var<private> o_rows: array<array<vec4<f32>, LANE_VEC4S>, ROWS_PER_THREAD>;
+var<private> row_max: array<f32, ROWS_PER_THREAD>;
+var<private> row_sum: array<f32, ROWS_PER_THREAD>;
+
+fn store_tile_vec4(key: u32, column: u32, k: vec4<f32>, v: vec4<f32>) {
+  k_tile[key][column / LANES][column % LANES] = k;
+  v_tile[key][column / LANES][column % LANES] = v;
+}
+
+// Copies keys [first_key, first_key + KEYS_PER_TILE) of kv_head into k_tile and v_tile; keys past
+// kv_len (a partial last tile) become zeros. Consecutive invocations copy consecutive 16-byte words.
+fn load_kv_tile(first_key: u32, kv_len: u32, kv_head: u32, thread: u32) {
+#if KV_F16
+  const POOL_VEC4S = DIM_VEC4S / 2; // a vec4<u32> of the pool holds 8 halves
+#else
+  const POOL_VEC4S = DIM_VEC4S;
+#endif
+  for (var i = thread; i < KEYS_PER_TILE * POOL_VEC4S; i += THREADS) {
+    let key = i / POOL_VEC4S;
+    let column = i % POOL_VEC4S;
+    let token = first_key + key;
+    var word = 0u;
+    let present = token < kv_len;
+    if (present) {
+      word = kv_row_word(page_table[token / PAGE_SIZE], kv_head, token % PAGE_SIZE) / 4u + column;
+    }
+#if KV_F16
+    var k = vec4(0u);
+    var v = vec4(0u);
+    if (present) {
+      k = k_pool[word];
+      v = v_pool[word];
+    }
+    store_tile_vec4(
+      key,
+      2u * column,
+      vec4(unpack2x16float(k.x), unpack2x16float(k.y)),
+      vec4(unpack2x16float(v.x), unpack2x16float(v.y)),
+    );
+    store_tile_vec4(
+      key,
+      2u * column + 1u,
+      vec4(unpack2x16float(k.z), unpack2x16float(k.w)),
+      vec4(unpack2x16float(v.z), unpack2x16float(v.w)),
+    );
+#else
+    var k = vec4(0.0);
+    var v = vec4(0.0);
+    if (present) {
+      k = k_pool[word];
+      v = v_pool[word];
+    }
+    store_tile_vec4(key, column, k, v);
+#endif
+  }
+}
+
+// Sum over the LANES invocations of a row group; every lane gets the total.
+fn lane_sum(partial: f32) -> f32 {
+#if SUBGROUPS
+  var total = partial;
+  for (var offset = 1u; offset < LANES; offset <<= 1u) {
+    total += subgroupShuffleXor(total, offset);
+  }
+  return total;
+#else
+  return partial;
+#endif
+}
+
+// Scores, online softmax update and P @ V for tile keys [tile_key, tile_key + KEYS_PER_CHUNK), whose
+// absolute positions start at first_key; row r of this invocation sits at position row_pos + r.
+fn attend_chunk(tile_key: u32, first_key: u32, row_pos: u32, lane: u32, masked: bool) {
+  var scores: array<array<f32, KEYS_PER_CHUNK>, ROWS_PER_THREAD>;
+  for (var c = 0u; c < KEYS_PER_CHUNK; c++) {
+    // Explicitly zeroed: SwiftShader did not re-zero a bare `var` declared inside this loop.
+    var dots = array<f32, ROWS_PER_THREAD>();
+    for (var j = 0u; j < LANE_VEC4S; j++) {
+      let k = k_tile[tile_key + c][j][lane];
+      for (var r = 0u; r < ROWS_PER_THREAD; r++) {
+        let q = q_rows[r][j];
+        dots[r] = fma(q.x, k.x, fma(q.y, k.y, fma(q.z, k.z, fma(q.w, k.w, dots[r]))));
+      }
+    }
+    for (var r = 0u; r < ROWS_PER_THREAD; r++) {
+      scores[r][c] = lane_sum(dots[r]);
+    }
+  }
+
+  for (var r = 0u; r < ROWS_PER_THREAD; r++) {
+    if (masked) {
+      for (var c = 0u; c < KEYS_PER_CHUNK; c++) {
+        scores[r][c] = select(scores[r][c], NEG_BIG, first_key + c > row_pos + r);
+      }
+    }
+    var chunk_max = NEG_BIG;
+    for (var c = 0u; c < KEYS_PER_CHUNK; c++) {
+      chunk_max = max(chunk_max, scores[r][c]);
+    }
+    let new_max = max(row_max[r], chunk_max);
+    let rescale = exp2(row_max[r] - new_max);
+    row_max[r] = new_max;
+    var chunk_sum = 0.0;
+    for (var c = 0u; c < KEYS_PER_CHUNK; c++) {
+      var p = exp2(scores[r][c] - new_max);
+      if (masked) {
+        p = select(p, 0.0, first_key + c > row_pos + r);
+      }
+      scores[r][c] = p;
+      chunk_sum += p;
+    }
+    row_sum[r] = fma(row_sum[r], rescale, chunk_sum);
+    for (var j = 0u; j < LANE_VEC4S; j++) {
+      o_rows[r][j] *= rescale;
+    }
+  }
+
+  for (var c = 0u; c < KEYS_PER_CHUNK; c++) {
+    for (var j = 0u; j < LANE_VEC4S; j++) {
+      let v = v_tile[tile_key + c][j][lane];
+      for (var r = 0u; r < ROWS_PER_THREAD; r++) {
+        o_rows[r][j] = fma(vec4(scores[r][c]), v, o_rows[r][j]);
+      }
+    }
+  }
+}
+
+@compute @workgroup_size(THREADS)
+fn main(
+  @builtin(workgroup_id) workgroup: vec3<u32>,
+  @builtin(num_workgroups) num_workgroups: vec3<u32>,
+  @builtin(local_invocation_index) thread: u32,
+) {
+  let head = workgroup.x;
+  let kv_head = head / params.group_size;
+  let first_query = (num_workgroups.y - 1u - workgroup.y) * QUERY_TILE;
+  let lane = thread % LANES;
+  let first_row = first_query + thread / LANES * ROWS_PER_THREAD;
+  let kv_len = params.q_start + params.num_queries;
+
+  for (var r = 0u; r < ROWS_PER_THREAD; r++) {
+    let query = first_row + r;
+    let row = (query * params.num_heads + head) * DIM_VEC4S + lane;
+    for (var j = 0u; j < LANE_VEC4S; j++) {
+      var q = vec4(0.0);
+      if (query < params.num_queries) {
+        q = q_in[row + j * LANES] * params.q_scale;
+      }
+      q_rows[r][j] = q;
+      o_rows[r][j] = vec4(0.0);
+    }
+    row_max[r] = NEG_BIG;
+    row_sum[r] = 0.0;
+  }
+
+  // Keys every row of the tile sees, and the last key any row of it sees.
+  let unmasked_keys = params.q_start + first_query + 1u;
+  let last_key = min(params.q_start + first_query + QUERY_TILE, kv_len) - 1u;
+  for (var first_key = 0u; first_key <= last_key; first_key += KEYS_PER_TILE) {
+    workgroupBarrier(); // every invocation is done with the previous tile
+    load_kv_tile(first_key, kv_len, kv_head, thread);
+    workgroupBarrier();
+    let masked = first_key + KEYS_PER_TILE > unmasked_keys;
+    let tile_keys = min(KEYS_PER_TILE, last_key + 1u - first_key);
+    for (var tile_key = 0u; tile_key < tile_keys; tile_key += KEYS_PER_CHUNK) {
+      attend_chunk(tile_key, first_key + tile_key, params.q_start + first_row, lane, masked);
+    }
+  }
+
+  for (var r = 0u; r < ROWS_PER_THREAD; r++) {
+    let query = first_row + r;
+    if (query < params.num_queries) {
+      let row = (query * params.num_heads + head) * DIM_VEC4S + lane;
+      let inverse_sum = 1.0 / row_sum[r];
+      for (var j = 0u; j < LANE_VEC4S; j++) {
+        out[row + j * LANES] = o_rows[r][j] * inverse_sum;
+      }
+    }
+  }
+}

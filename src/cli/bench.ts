@@ -1,0 +1,253 @@
+/**
+ * `npm run bench`: times our kernels on whatever WebGPU adapter Node finds (Dawn), with timestamp
+ * queries after a warm-up, and reports each as a ratio to a ceiling measured in the same run:
+ * decode KV bandwidth against the vec4 copy kernel's bandwidth, prefill TFLOP/s (2 L^2 h d for
+ * causal attention) against the adapter's nominal fp32 peak when known.
+ *
+ *   npm run bench -- [--quick] [--json results.json] [--only copy,prefill,decode]
+ */
+import { writeFileSync } from 'node:fs';
+import { createEmptyBuffer, createStorageBuffer } from '../gpu/buffers';
+import type { GpuContext } from '../gpu/context';
+import { acquireNodeGpuContext } from '../gpu/node';
+import { timeDispatches, type RecordDispatches } from '../gpu/timer';
+import { recordCopy } from '../kernels/copy';
+import { decodeSplitPlan, recordDenseDecode } from '../kernels/denseDecode';
+import { prefillTileConfig, recordDensePrefill } from '../kernels/densePrefill';
+import {
+  defaultScale,
+  type AttentionShape,
+  type KvDtype,
+  type PagedKvLayout,
+} from '../kernels/layout';
+
+interface BenchRow {
+  kernel: string;
+  shape: string;
+  length: number;
+  kvDtype?: KvDtype;
+  ms: number;
+  tflops?: number;
+  gbPerSecond?: number;
+  shareOfCopy?: number;
+  config?: unknown;
+}
+
+const args = process.argv.slice(2);
+const flag = (name: string) => args.includes(`--${name}`);
+const option = (name: string) => {
+  const index = args.indexOf(`--${name}`);
+  return index >= 0 ? args[index + 1] : undefined;
+};
+const quick = flag('quick');
+const only = new Set((option('only') ?? 'copy,prefill,decode').split(','));
+
+const shapes: { name: string; shape: AttentionShape }[] = [
+  { name: '32h/8kv d128', shape: { numHeads: 32, numKvHeads: 8, headDim: 128 } },
+  { name: '12h/12kv d64', shape: { numHeads: 12, numKvHeads: 12, headDim: 64 } },
+];
+const prefillLengths = quick ? [256, 1024] : [1024, 4096, 8192, 16384];
+const decodeLengths = quick ? [1024, 4096] : [4096, 16384, 32768, 65536];
+const pageSize = 16;
+
+/** Deterministic, cheap filler: benchmark timings do not depend on the values. */
+function filledFloats(n: number, seed: number): Float32Array {
+  const out = new Float32Array(n);
+  let state = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    out[i] = state / 2147483648 - 1;
+  }
+  return out;
+}
+
+/** u32 words holding two f16 values in [-2, 2]: the packed KV layout, without a conversion pass. */
+function filledHalfPairs(n: number, seed: number): Uint32Array {
+  const out = new Uint32Array(n);
+  let state = seed >>> 0;
+  const half = () => {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    return ((state >>> 16) & 0x83ff) | ((12 + ((state >>> 8) & 3)) << 10);
+  };
+  for (let i = 0; i < n; i++) out[i] = (half() | (half() << 16)) >>> 0;
+  return out;
+}
+
+function poolBuffer(ctx: GpuContext, layout: PagedKvLayout, numPages: number, seed: number) {
+  const perToken = layout.dtype === 'f16' ? layout.headDim / 2 : layout.headDim;
+  const words = numPages * layout.numKvHeads * layout.pageSize * perToken;
+  const data = layout.dtype === 'f16' ? filledHalfPairs(words, seed) : filledFloats(words, seed);
+  return createStorageBuffer(ctx.device, data);
+}
+
+const identityPageTable = (pages: number) => Uint32Array.from({ length: pages }, (_, i) => i);
+
+async function timeAdaptive(ctx: GpuContext, record: RecordDispatches): Promise<number> {
+  const probe = await timeDispatches(ctx, record, { warmup: 1, repeats: 1 });
+  const repeats = Math.max(3, Math.min(200, Math.ceil(300 / Math.max(probe.ms, 1e-3))));
+  return (await timeDispatches(ctx, record, { warmup: 2, repeats })).ms;
+}
+
+async function benchCopy(ctx: GpuContext): Promise<BenchRow> {
+  const bytes = Math.min(quick ? 16 << 20 : 512 << 20, ctx.caps.maxStorageBufferBindingSize);
+  const src = createEmptyBuffer(ctx.device, bytes);
+  const dst = createEmptyBuffer(ctx.device, bytes);
+  const ms = await timeAdaptive(ctx, recordCopy(ctx, src, dst));
+  src.destroy();
+  dst.destroy();
+  return {
+    kernel: 'copy vec4',
+    shape: `${bytes >> 20} MiB`,
+    length: bytes,
+    ms,
+    gbPerSecond: (2 * bytes) / (ms * 1e6),
+  };
+}
+
+async function benchPrefill(ctx: GpuContext, name: string, shape: AttentionShape, length: number) {
+  const kv: PagedKvLayout = {
+    pageSize,
+    numKvHeads: shape.numKvHeads,
+    headDim: shape.headDim,
+    dtype: 'f32',
+  };
+  const pages = Math.ceil(length / pageSize);
+  const q = createStorageBuffer(
+    ctx.device,
+    filledFloats(length * shape.numHeads * shape.headDim, 1),
+  );
+  const kPool = poolBuffer(ctx, kv, pages, 2);
+  const vPool = poolBuffer(ctx, kv, pages, 3);
+  const pageTable = createStorageBuffer(ctx.device, identityPageTable(pages));
+  const out = createEmptyBuffer(ctx.device, length * shape.numHeads * shape.headDim * 4);
+  const params = {
+    ...shape,
+    numQueries: length,
+    qStart: 0,
+    scale: defaultScale(shape.headDim),
+    kv,
+  };
+  const ms = await timeAdaptive(
+    ctx,
+    recordDensePrefill(ctx, params, { q, kPool, vPool, pageTable, out }),
+  );
+  for (const buffer of [q, kPool, vPool, pageTable, out]) buffer.destroy();
+  const flops = 2 * length * length * shape.numHeads * shape.headDim;
+  return {
+    kernel: 'dense prefill',
+    shape: name,
+    length,
+    kvDtype: 'f32' as const,
+    ms,
+    tflops: flops / (ms * 1e9),
+    config: prefillTileConfig(ctx, shape.headDim),
+  };
+}
+
+async function benchDecode(
+  ctx: GpuContext,
+  name: string,
+  shape: AttentionShape,
+  length: number,
+  dtype: KvDtype,
+  copyGbPerSecond: number | undefined,
+): Promise<BenchRow> {
+  const kv: PagedKvLayout = {
+    pageSize,
+    numKvHeads: shape.numKvHeads,
+    headDim: shape.headDim,
+    dtype,
+  };
+  const pages = Math.ceil(length / pageSize);
+  const q = createStorageBuffer(ctx.device, filledFloats(shape.numHeads * shape.headDim, 1));
+  const kPool = poolBuffer(ctx, kv, pages, 2);
+  const vPool = poolBuffer(ctx, kv, pages, 3);
+  const pageTable = createStorageBuffer(ctx.device, identityPageTable(pages));
+  const out = createEmptyBuffer(ctx.device, shape.numHeads * shape.headDim * 4);
+  const params = { ...shape, kvLen: length, scale: defaultScale(shape.headDim), kv };
+  const ms = await timeAdaptive(
+    ctx,
+    recordDenseDecode(ctx, params, { q, kPool, vPool, pageTable, out }),
+  );
+  for (const buffer of [q, kPool, vPool, pageTable, out]) buffer.destroy();
+  const kvBytes = 2 * length * shape.numKvHeads * shape.headDim * (dtype === 'f16' ? 2 : 4);
+  const gbPerSecond = kvBytes / (ms * 1e6);
+  return {
+    kernel: 'dense decode',
+    shape: name,
+    length,
+    kvDtype: dtype,
+    ms,
+    gbPerSecond,
+    shareOfCopy: copyGbPerSecond ? gbPerSecond / copyGbPerSecond : undefined,
+    config: decodeSplitPlan(ctx, params),
+  };
+}
+
+function printTable(rows: BenchRow[]) {
+  const fmt = (value: number | undefined, digits: number) =>
+    value === undefined ? '' : value.toFixed(digits);
+  const lines = rows.map((r) => [
+    r.kernel,
+    r.shape,
+    String(r.length),
+    r.kvDtype ?? '',
+    fmt(r.ms, 4),
+    fmt(r.tflops, 2),
+    fmt(r.gbPerSecond, 1),
+    r.shareOfCopy === undefined ? '' : `${(100 * r.shareOfCopy).toFixed(1)}%`,
+  ]);
+  const header = ['kernel', 'shape', 'L', 'kv', 'ms', 'TFLOP/s', 'GB/s', 'of copy'];
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
+  for (const line of [header, ...lines]) {
+    console.log(line.map((cell, i) => cell.padEnd(widths[i])).join('  '));
+  }
+}
+
+async function main() {
+  const ctx = await acquireNodeGpuContext();
+  const adapter = `${ctx.adapter.vendor} ${ctx.adapter.architecture} ${ctx.adapter.description}`;
+  console.log(`adapter: ${adapter}`);
+  console.log(`timing: ${ctx.caps.timestampQuery ? 'timestamp-query' : 'wall-clock'}`);
+  const rows: BenchRow[] = [];
+  const report = (row: BenchRow) => {
+    rows.push(row);
+    console.error(
+      `  ${row.kernel} ${row.shape} L=${row.length} ${row.kvDtype ?? ''}: ${row.ms.toFixed(4)} ms`,
+    );
+  };
+  let copyGbPerSecond: number | undefined;
+  if (only.has('copy')) {
+    const row = await benchCopy(ctx);
+    copyGbPerSecond = row.gbPerSecond;
+    report(row);
+  }
+  for (const { name, shape } of shapes) {
+    if (only.has('prefill')) {
+      for (const length of prefillLengths) report(await benchPrefill(ctx, name, shape, length));
+    }
+    if (only.has('decode')) {
+      for (const dtype of ['f32', 'f16'] as const) {
+        for (const length of decodeLengths) {
+          report(await benchDecode(ctx, name, shape, length, dtype, copyGbPerSecond));
+        }
+      }
+    }
+  }
+  printTable(rows);
+  const jsonPath = option('json');
+  const result = {
+    adapter: ctx.adapter,
+    caps: ctx.caps,
+    copyGbPerSecond,
+    rows,
+    date: new Date().toISOString(),
+  };
+  if (jsonPath) writeFileSync(jsonPath, JSON.stringify(result, null, 2));
+  ctx.device.destroy();
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});

@@ -1,0 +1,226 @@
+/**
+ * Dense decode attention (one new query per head) over the paged KV cache: flash decoding in two
+ * passes, shaders/attention/dense_decode.wgsl (split) and dense_decode_reduce.wgsl (reduce).
+ */
+import { bindGroup, createEmptyBuffer, createStorageBuffer, readFloat32 } from '../gpu/buffers';
+import type { GpuContext } from '../gpu/context';
+import type { RecordDispatches } from '../gpu/timer';
+import { groupSize, type AttentionShape, type PagedKvLayout } from './layout';
+import { packPagedPool, pagesFor } from './pagedKv';
+
+export interface DecodeParams extends AttentionShape {
+  kvLen: number;
+  scale: number;
+  kv: PagedKvLayout;
+}
+
+export interface DecodeBuffers {
+  /** [head][dim] f32 */
+  q: GPUBuffer;
+  kPool: GPUBuffer;
+  vPool: GPUBuffer;
+  pageTable: GPUBuffer;
+  /** [head][dim] f32 */
+  out: GPUBuffer;
+}
+
+export interface DecodeSplitPlan {
+  tokensPerSplit: number;
+  numSplits: number;
+  /** Split-pass workgroups: numSplits x numKvHeads. */
+  workgroups: number;
+  workgroupSize: number;
+  /** Invocations that share one token row, each loading vecsPerLane 16-byte vectors of it. */
+  lanes: number;
+  vecsPerLane: number;
+  /** Token rows in flight per workgroup (workgroupSize / lanes), each taking `unroll` per step. */
+  rows: number;
+  unroll: number;
+  /** Query heads merged per pass through workgroup memory at the end of the split pass. */
+  headChunk: number;
+  subgroups: boolean;
+}
+
+/** Enough workgroups to fill a large GPU several times over (an H100 runs ~1000 at once). */
+const targetWorkgroups = 2048;
+const minTokensPerSplit = 64;
+const maxTokensPerSplit = 512;
+const dimsPerLane = 8;
+const maxLanes = 16;
+const targetWorkgroupSize = 128;
+const maxRows = 16;
+const unroll = 2;
+const workgroupStorageBudget = 20480;
+const reduceDimLanes = 8;
+const reduceSplitLanes = 32;
+
+const nextPow2 = (n: number) => 2 ** Math.ceil(Math.log2(Math.max(1, n)));
+
+function validate(params: DecodeParams): number {
+  const { kv, headDim, numKvHeads, kvLen } = params;
+  const group = groupSize(params);
+  if (kv.headDim !== headDim || kv.numKvHeads !== numKvHeads) {
+    throw new Error('KV layout does not match the attention shape');
+  }
+  if (headDim % 8 !== 0) throw new Error(`dense decode needs headDim % 8 == 0, got ${headDim}`);
+  if (!Number.isInteger(kvLen) || kvLen < 1) throw new Error(`kvLen must be >= 1, got ${kvLen}`);
+  return group;
+}
+
+/** How the KV length is split over workgroups and how a workgroup maps onto a token row. */
+export function decodeSplitPlan(ctx: GpuContext, params: DecodeParams): DecodeSplitPlan {
+  const group = validate(params);
+  const { headDim, numKvHeads, kvLen, kv } = params;
+  const subgroups = ctx.caps.subgroups;
+  // A row's lanes must sit in one subgroup for the shuffles; WebGPU guarantees at least 4.
+  const subgroupMin = ctx.device.adapterInfo?.subgroupMinSize ?? 4;
+  const vecsPerRow = headDim / (kv.dtype === 'f16' ? 8 : 4);
+  let lanes = Math.min(nextPow2(headDim / dimsPerLane), maxLanes);
+  if (subgroups) lanes = Math.min(lanes, subgroupMin);
+  const vecsPerLane = Math.ceil(vecsPerRow / lanes);
+  const rows = Math.min(targetWorkgroupSize / lanes, maxRows);
+  const workgroupSize = rows * lanes;
+
+  const storageLimit = Math.min(workgroupStorageBudget, ctx.caps.maxWorkgroupStorageBytes);
+  const fixedBytes = rows * group * 8 + (subgroups ? 0 : workgroupSize * unroll * group * 4);
+  const headChunk = Math.min(group, Math.floor((storageLimit - fixedBytes) / (rows * headDim * 4)));
+  if (headChunk < 1)
+    throw new Error(`dense decode: group size ${group} needs too much workgroup memory`);
+
+  const perSplit = Math.ceil((kvLen * numKvHeads) / targetWorkgroups);
+  const maxSplits = ctx.caps.maxComputeWorkgroupsPerDimension;
+  let tokensPerSplit = Math.min(Math.max(nextPow2(perSplit), minTokensPerSplit), maxTokensPerSplit);
+  tokensPerSplit = Math.max(tokensPerSplit, nextPow2(Math.ceil(kvLen / maxSplits)));
+  const numSplits = Math.ceil(kvLen / tokensPerSplit);
+  return {
+    tokensPerSplit,
+    numSplits,
+    workgroups: numSplits * numKvHeads,
+    workgroupSize,
+    lanes,
+    vecsPerLane,
+    rows,
+    unroll,
+    headChunk,
+    subgroups,
+  };
+}
+
+interface DenseDecode {
+  record: RecordDispatches;
+  /** The partials and uniforms this instance allocated. */
+  scratch: GPUBuffer[];
+}
+
+function createDenseDecode(
+  ctx: GpuContext,
+  params: DecodeParams,
+  buffers: DecodeBuffers,
+): DenseDecode {
+  const plan = decodeSplitPlan(ctx, params);
+  const group = groupSize(params);
+  const { device } = ctx;
+  const { numHeads, numKvHeads, headDim, kv } = params;
+  const split = ctx.pipelines.get('attention/dense_decode', {
+    HEAD_DIM: headDim,
+    NUM_KV_HEADS: numKvHeads,
+    PAGE_SIZE: kv.pageSize,
+    KV_F16: kv.dtype === 'f16',
+    GROUP: group,
+    LANES: plan.lanes,
+    VECS_PER_LANE: plan.vecsPerLane,
+    ROWS: plan.rows,
+    UNROLL: plan.unroll,
+    HEAD_CHUNK: plan.headChunk,
+    WORKGROUP_SIZE: plan.workgroupSize,
+    SUBGROUPS: plan.subgroups,
+  });
+  const reduce = ctx.pipelines.get('attention/dense_decode_reduce', {
+    HEAD_DIM: headDim,
+    DIM_LANES: reduceDimLanes,
+    SPLIT_LANES: reduceSplitLanes,
+  });
+
+  const uniformBytes = new ArrayBuffer(16);
+  new Uint32Array(uniformBytes, 0, 3).set([params.kvLen, plan.tokensPerSplit, plan.numSplits]);
+  new Float32Array(uniformBytes, 12, 1)[0] = params.scale * Math.LOG2E;
+  const uniforms = device.createBuffer({
+    label: 'dense decode params',
+    size: 16,
+    usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+  });
+  device.queue.writeBuffer(uniforms, 0, uniformBytes);
+  const partials = numHeads * plan.numSplits;
+  const partO = createEmptyBuffer(device, partials * headDim * 4, 'dense decode partial out');
+  const partMl = createEmptyBuffer(device, partials * 8, 'dense decode partial max/sum');
+
+  const splitGroup = bindGroup(device, split, [
+    uniforms,
+    buffers.q,
+    buffers.kPool,
+    buffers.vPool,
+    buffers.pageTable,
+    partO,
+    partMl,
+  ]);
+  const reduceGroup = bindGroup(device, reduce, [uniforms, partO, partMl, buffers.out]);
+  const dimChunks = Math.ceil(headDim / 4 / reduceDimLanes);
+  return {
+    record: (pass) => {
+      pass.setPipeline(split);
+      pass.setBindGroup(0, splitGroup);
+      pass.dispatchWorkgroups(plan.numSplits, numKvHeads);
+      pass.setPipeline(reduce);
+      pass.setBindGroup(0, reduceGroup);
+      pass.dispatchWorkgroups(dimChunks, numHeads);
+    },
+    scratch: [uniforms, partO, partMl],
+  };
+}
+
+/** Allocates the partials once; the returned function encodes the split and reduce dispatches. */
+export function recordDenseDecode(
+  ctx: GpuContext,
+  params: DecodeParams,
+  buffers: DecodeBuffers,
+): RecordDispatches {
+  return createDenseDecode(ctx, params, buffers).record;
+}
+
+export interface HostDecodeInput extends DecodeParams {
+  q: Float32Array;
+  /** Contiguous kvLen x kvHead x dim. */
+  k: Float32Array;
+  v: Float32Array;
+  /** Logical page -> physical page; the identity when absent. */
+  pageTable?: Uint32Array;
+}
+
+/** Uploads, runs once and reads back out[head][dim]: for tests and the self-check. */
+export async function denseDecodeOnHost(
+  ctx: GpuContext,
+  input: HostDecodeInput,
+): Promise<Float32Array> {
+  const { device } = ctx;
+  const { kvLen, kv, numHeads, headDim } = input;
+  const pageTable =
+    input.pageTable ?? Uint32Array.from({ length: pagesFor(kvLen, kv.pageSize) }, (_, i) => i);
+  const kPool = packPagedPool(input.k, kvLen, kv, pageTable).data;
+  const vPool = packPagedPool(input.v, kvLen, kv, pageTable).data;
+  const buffers: DecodeBuffers = {
+    q: createStorageBuffer(device, input.q, 'decode q'),
+    kPool: createStorageBuffer(device, kPool, 'decode k pool'),
+    vPool: createStorageBuffer(device, vPool, 'decode v pool'),
+    pageTable: createStorageBuffer(device, pageTable, 'decode page table'),
+    out: createEmptyBuffer(device, numHeads * headDim * 4, 'decode out'),
+  };
+  const decode = createDenseDecode(ctx, input, buffers);
+  const encoder = device.createCommandEncoder();
+  const pass = encoder.beginComputePass();
+  decode.record(pass);
+  pass.end();
+  device.queue.submit([encoder.finish()]);
+  const out = await readFloat32(device, buffers.out, numHeads * headDim);
+  for (const buffer of [...Object.values(buffers), ...decode.scratch]) buffer.destroy();
+  return out;
+}

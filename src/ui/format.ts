@@ -1,0 +1,24 @@
+/** Number formatting shared by the panels. */
+const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB'];
+
+export function formatBytes(bytes: number): string {
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  const digits = Number.isInteger(value) ? 0 : 1;
+  return `${value.toFixed(digits)} ${units[unit]}`;
+}
+
+export function formatCount(value: number): string {
+  return value.toLocaleString('en-US');
+}
+
+/** Errors and tolerances in scientific notation; NaN (no measurement) as a dash. */
+export function formatError(value: number, digits = 2): string {
+  if (Number.isNaN(value)) return '—';
+  if (value === 0) return '0';
+  return value.toExponential(digits).replace('e+', 'e');
+}

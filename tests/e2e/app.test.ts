@@ -1,0 +1,173 @@
+/**
+ * The built page (dist/, from `vite build`) in headless Chromium on SwiftShader, as a person sees
+ * it: adapter shown, dense self-check passing, the no-WebGPU message, recovery from a lost device.
+ * Screenshots go to test-output/e2e/.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { extname, join, normalize } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const distDir = fileURLToPath(new URL('../../dist/', import.meta.url));
+const shotDir = fileURLToPath(new URL('../../test-output/e2e/', import.meta.url));
+
+// The flags of docs GPU.md: WebGPU on SwiftShader, no network chatter.
+const chromiumArgs = [
+  '--enable-unsafe-webgpu',
+  '--enable-features=Vulkan',
+  '--use-vulkan=swiftshader',
+  '--use-webgpu-adapter=swiftshader',
+  '--enable-unsafe-swiftshader',
+  '--no-sandbox',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
+
+const contentTypes: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.wasm': 'application/wasm',
+};
+
+/** A static server for dist/ on a free localhost port. */
+async function serveDist(): Promise<{ server: Server; url: string }> {
+  const server = createServer((request, response) => {
+    const path = new URL(request.url ?? '/', 'http://localhost').pathname;
+    const file = normalize(join(distDir, path.endsWith('/') ? `${path}index.html` : path));
+    if (!file.startsWith(distDir)) {
+      response.writeHead(403).end();
+      return;
+    }
+    readFile(file).then(
+      (body) => {
+        const type = contentTypes[extname(file)] ?? 'application/octet-stream';
+        response.writeHead(200, { 'content-type': type }).end(body);
+      },
+      () => response.writeHead(404).end(),
+    );
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return { server, url: `http://127.0.0.1:${port}/` };
+}
+
+let browser: Browser;
+let server: Server;
+let url: string;
+
+beforeAll(async () => {
+  if (!existsSync(join(distDir, 'index.html'))) {
+    throw new Error('dist/index.html is missing: run `vite build` first (npm test does)');
+  }
+  await mkdir(shotDir, { recursive: true });
+  ({ server, url } = await serveDist());
+  browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: chromiumArgs,
+  });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await new Promise((resolve) => server?.close(resolve));
+});
+
+/** A fresh page at projector size that records uncaught errors. */
+async function openPage(initScript?: () => void): Promise<{ page: Page; errors: string[] }> {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  if (initScript) await context.addInitScript(initScript);
+  const page = await context.newPage();
+  const errors: string[] = [];
+  page.on('pageerror', (error) => errors.push(error.message));
+  await page.goto(url);
+  return { page, errors };
+}
+
+/** Waits for the self-check to finish and returns its verdict and each case's row text. */
+async function selfCheckOutcome(page: Page): Promise<{ state: string | null; rows: string[] }> {
+  const summary = page.getByTestId('selfcheck-summary');
+  await page.waitForSelector(
+    '[data-testid="selfcheck-summary"][data-state="passed"], [data-testid="selfcheck-summary"][data-state="failed"]',
+    { timeout: 150_000 },
+  );
+  const rows = await page.getByTestId('selfcheck-case').allInnerTexts();
+  return { state: await summary.getAttribute('data-state'), rows };
+}
+
+describe('the playground page', () => {
+  it('shows the adapter and passes the dense self-check on SwiftShader', async () => {
+    const { page, errors } = await openPage();
+    await expect.poll(() => page.title()).toBe('Sparse Attention Playground');
+    const adapter = page.getByTestId('adapter');
+    await adapter.waitFor({ timeout: 60_000 });
+    expect(await adapter.innerText()).toMatch(/swiftshader/i);
+
+    const { state, rows } = await selfCheckOutcome(page);
+    await page.screenshot({ path: join(shotDir, 'app-light.png'), fullPage: true });
+    expect(state, rows.join('\n')).toBe('passed');
+    expect(rows.length).toBeGreaterThanOrEqual(4);
+    for (const row of rows) expect(row).toMatch(/\bpass\b/);
+    expect(await page.getByTestId('selfcheck-summary').innerText()).toMatch(/All \d+ cases passed/);
+
+    await page.getByRole('button', { name: 'Dark' }).click();
+    expect(await page.evaluate(() => document.documentElement.dataset.theme)).toBe('dark');
+    await page.screenshot({ path: join(shotDir, 'app-dark.png'), fullPage: true });
+    expect(errors).toEqual([]);
+    await page.context().close();
+  });
+
+  it('says plainly when the browser has no WebGPU, naming browsers that have it', async () => {
+    const { page, errors } = await openPage(() => {
+      delete (Navigator.prototype as { gpu?: unknown }).gpu;
+    });
+    const message = page.getByTestId('gpu-unavailable');
+    await message.waitFor({ timeout: 30_000 });
+    const text = await message.innerText();
+    expect(text).toMatch(/WebGPU is not available/);
+    for (const name of ['Chrome', 'Edge', 'Firefox', 'Safari']) expect(text).toContain(name);
+    await page.screenshot({ path: join(shotDir, 'no-webgpu.png'), fullPage: true });
+    expect(errors).toEqual([]);
+    await page.context().close();
+  });
+
+  it('offers to reconnect after the device is lost, and recovers', async () => {
+    // Keeps each device the page requests, so the test can destroy it as a driver reset would.
+    const { page, errors } = await openPage(() => {
+      const requestDevice = GPUAdapter.prototype.requestDevice;
+      GPUAdapter.prototype.requestDevice = async function (this: GPUAdapter, descriptor) {
+        const device = await requestDevice.call(this, descriptor);
+        (window as unknown as { testDevice: GPUDevice }).testDevice = device;
+        return device;
+      };
+    });
+    // Whether the kernels pass is the first test's business; here only recovery counts.
+    await selfCheckOutcome(page);
+
+    await page.evaluate(() =>
+      (window as unknown as { testDevice: GPUDevice }).testDevice.destroy(),
+    );
+    const lost = page.getByTestId('gpu-lost');
+    await lost.waitFor({ timeout: 30_000 });
+    expect(await lost.innerText()).toMatch(/GPU device was lost/);
+    await page.screenshot({ path: join(shotDir, 'device-lost.png'), fullPage: true });
+
+    await page.getByRole('button', { name: 'Reconnect GPU' }).click();
+    await lost.waitFor({ state: 'detached', timeout: 30_000 });
+    expect(await page.getByTestId('adapter').innerText()).toMatch(/swiftshader/i);
+    const { rows } = await selfCheckOutcome(page);
+    for (const row of rows) expect(row).toMatch(/\b(pass|fail)\b/);
+    expect(errors).toEqual([]);
+    await page.context().close();
+  });
+});

@@ -1,0 +1,299 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { GpuContext } from '../../src/gpu/context';
+import { roundToFloat16 } from '../../src/gpu/f16';
+import { acquireNodeGpuContext } from '../../src/gpu/node';
+import { attentionReference } from '../../src/kernels/attention.reference';
+import {
+  decodeSplitPlan,
+  denseDecodeOnHost,
+  type DecodeParams,
+} from '../../src/kernels/denseDecode';
+import { defaultScale, type KvDtype } from '../../src/kernels/layout';
+import { pagesFor, shuffledPageTable } from '../../src/kernels/pagedKv';
+import { maxAbsError, randomFloats } from '../support/random';
+
+let ctx: GpuContext;
+beforeAll(async () => {
+  ctx = await acquireNodeGpuContext();
+});
+afterAll(() => ctx.device.destroy());
+
+/** The same device with subgroups hidden, so the launcher picks the workgroup-memory fallback. */
+const withoutSubgroups = (c: GpuContext): GpuContext => ({
+  ...c,
+  caps: { ...c.caps, subgroups: false },
+});
+
+interface Case {
+  name: string;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  kvLen: number;
+  pageSize: number;
+  dtype: KvDtype;
+  shuffled?: boolean;
+  /** Multiplies the default 1/sqrt(headDim) softmax scale: large values give peaked softmaxes. */
+  scaleFactor?: number;
+  /** Every token has the same key, so all scores are equal. */
+  equalKeys?: boolean;
+  noSubgroups?: boolean;
+  seed: number;
+}
+
+const cases: Case[] = [
+  {
+    name: 'kvLen 1',
+    numHeads: 2,
+    numKvHeads: 2,
+    headDim: 32,
+    kvLen: 1,
+    pageSize: 16,
+    dtype: 'f32',
+    seed: 1,
+  },
+  {
+    name: 'kvLen 1 f16',
+    numHeads: 4,
+    numKvHeads: 1,
+    headDim: 64,
+    kvLen: 1,
+    pageSize: 16,
+    dtype: 'f16',
+    seed: 2,
+  },
+  {
+    name: 'group 3, partial page',
+    numHeads: 6,
+    numKvHeads: 2,
+    headDim: 64,
+    kvLen: 37,
+    pageSize: 16,
+    dtype: 'f32',
+    shuffled: true,
+    seed: 3,
+  },
+  {
+    name: 'group 4, many splits',
+    numHeads: 8,
+    numKvHeads: 2,
+    headDim: 128,
+    kvLen: 1000,
+    pageSize: 16,
+    dtype: 'f16',
+    shuffled: true,
+    seed: 4,
+  },
+  {
+    name: 'group 7, d 96 f16, page 64',
+    numHeads: 7,
+    numKvHeads: 1,
+    headDim: 96,
+    kvLen: 300,
+    pageSize: 64,
+    dtype: 'f16',
+    shuffled: true,
+    seed: 5,
+  },
+  {
+    name: 'group 8, page 64',
+    numHeads: 8,
+    numKvHeads: 1,
+    headDim: 128,
+    kvLen: 200,
+    pageSize: 64,
+    dtype: 'f16',
+    shuffled: true,
+    seed: 6,
+  },
+  {
+    name: 'group 1, d 96 f32',
+    numHeads: 3,
+    numKvHeads: 3,
+    headDim: 96,
+    kvLen: 129,
+    pageSize: 16,
+    dtype: 'f32',
+    seed: 7,
+  },
+  {
+    name: 'more splits than reduce lanes',
+    numHeads: 4,
+    numKvHeads: 1,
+    headDim: 32,
+    kvLen: 2600,
+    pageSize: 16,
+    dtype: 'f32',
+    shuffled: true,
+    seed: 8,
+  },
+  {
+    name: 'd 128 f32, split tail',
+    numHeads: 4,
+    numKvHeads: 2,
+    headDim: 128,
+    kvLen: 333,
+    pageSize: 16,
+    dtype: 'f32',
+    seed: 9,
+  },
+  {
+    name: 'd 32 f16, group 3',
+    numHeads: 3,
+    numKvHeads: 1,
+    headDim: 32,
+    kvLen: 71,
+    pageSize: 64,
+    dtype: 'f16',
+    shuffled: true,
+    seed: 10,
+  },
+  {
+    name: 'scores > 100 f32',
+    numHeads: 4,
+    numKvHeads: 1,
+    headDim: 64,
+    kvLen: 500,
+    pageSize: 16,
+    dtype: 'f32',
+    scaleFactor: 64,
+    seed: 11,
+  },
+  {
+    name: 'scores > 100 f16',
+    numHeads: 8,
+    numKvHeads: 2,
+    headDim: 64,
+    kvLen: 300,
+    pageSize: 64,
+    dtype: 'f16',
+    scaleFactor: 64,
+    shuffled: true,
+    seed: 12,
+  },
+  {
+    name: 'all-equal scores',
+    numHeads: 4,
+    numKvHeads: 1,
+    headDim: 64,
+    kvLen: 250,
+    pageSize: 16,
+    dtype: 'f32',
+    equalKeys: true,
+    scaleFactor: 20,
+    seed: 13,
+  },
+  {
+    name: 'fallback, group 4 f16',
+    numHeads: 8,
+    numKvHeads: 2,
+    headDim: 128,
+    kvLen: 700,
+    pageSize: 16,
+    dtype: 'f16',
+    shuffled: true,
+    noSubgroups: true,
+    seed: 14,
+  },
+  {
+    name: 'fallback, group 7 d 96 f32',
+    numHeads: 7,
+    numKvHeads: 1,
+    headDim: 96,
+    kvLen: 90,
+    pageSize: 64,
+    dtype: 'f32',
+    noSubgroups: true,
+    seed: 15,
+  },
+];
+
+function inputs(c: Case) {
+  const { numHeads, numKvHeads, headDim, kvLen } = c;
+  const q = randomFloats(numHeads * headDim, c.seed, 2);
+  const k = randomFloats(kvLen * numKvHeads * headDim, c.seed + 1000);
+  if (c.equalKeys) {
+    const row = k.slice(0, numKvHeads * headDim);
+    for (let t = 1; t < kvLen; t++) k.set(row, t * row.length);
+  }
+  const v = randomFloats(kvLen * numKvHeads * headDim, c.seed + 2000);
+  return { q, k, v };
+}
+
+function reference(c: Case, q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>) {
+  return attentionReference({
+    ...c,
+    q,
+    k,
+    v,
+    numQueries: 1,
+    qStart: c.kvLen - 1,
+    scale: defaultScale(c.headDim) * (c.scaleFactor ?? 1),
+  });
+}
+
+describe('dense decode attention', () => {
+  it.each(cases)('$name matches the float64 reference', async (c) => {
+    const { q, k, v } = inputs(c);
+    const kv = {
+      pageSize: c.pageSize,
+      numKvHeads: c.numKvHeads,
+      headDim: c.headDim,
+      dtype: c.dtype,
+    };
+    const pages = pagesFor(c.kvLen, c.pageSize);
+    const out = await denseDecodeOnHost(c.noSubgroups ? withoutSubgroups(ctx) : ctx, {
+      numHeads: c.numHeads,
+      numKvHeads: c.numKvHeads,
+      headDim: c.headDim,
+      kvLen: c.kvLen,
+      scale: defaultScale(c.headDim) * (c.scaleFactor ?? 1),
+      kv,
+      q,
+      k,
+      v,
+      pageTable: c.shuffled ? shuffledPageTable(pages, c.seed) : undefined,
+    });
+    expect(out.every(Number.isFinite)).toBe(true);
+    if (c.dtype === 'f32') {
+      const { error, magnitude } = maxAbsError(out, reference(c, q, k, v));
+      expect(error).toBeLessThanOrEqual(1e-4 * magnitude);
+    } else {
+      const rounded = maxAbsError(out, reference(c, q, roundToFloat16(k), roundToFloat16(v)));
+      expect(rounded.error).toBeLessThanOrEqual(1e-4 * rounded.magnitude);
+      const exact = maxAbsError(out, reference(c, q, k, v));
+      expect(exact.error).toBeLessThanOrEqual(5e-3 * exact.magnitude);
+    }
+  });
+
+  it('the peaked cases really have scores far beyond exp overflow', () => {
+    const c = cases.find((x) => x.name === 'scores > 100 f32')!;
+    const { q, k } = inputs(c);
+    const scale = defaultScale(c.headDim) * c.scaleFactor!;
+    let largest = 0;
+    for (let t = 0; t < c.kvLen; t++) {
+      let dot = 0;
+      for (let d = 0; d < c.headDim; d++) dot += q[d] * k[t * c.headDim + d];
+      largest = Math.max(largest, Math.abs(dot * scale));
+    }
+    expect(largest).toBeGreaterThan(89);
+  });
+
+  it('splits long KV lengths into thousands of workgroups', () => {
+    const params: DecodeParams = {
+      numHeads: 32,
+      numKvHeads: 8,
+      headDim: 128,
+      kvLen: 32768,
+      scale: defaultScale(128),
+      kv: { pageSize: 16, numKvHeads: 8, headDim: 128, dtype: 'f16' },
+    };
+    const plan = decodeSplitPlan(ctx, params);
+    expect(plan.tokensPerSplit).toBe(128);
+    expect(plan.numSplits).toBe(256);
+    expect(plan.workgroups).toBe(2048);
+    const short = decodeSplitPlan(ctx, { ...params, kvLen: 100 });
+    expect(short.numSplits * short.tokensPerSplit).toBeGreaterThanOrEqual(100);
+    expect(short.numSplits).toBe(Math.ceil(100 / short.tokensPerSplit));
+  });
+});

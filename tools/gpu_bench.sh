@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Prepares .gpu/ for the GPU machine (see ../shared/docs/GPU.md): the benchmark bundle, PyTorch's
+# comparison script, and what pack.sh adds (node, Dawn, Vulkan loader). Then, with the device tool:
+#   carry [".gpu"], command:
+#   bash .gpu/setup.sh && .gpu/node .gpu/bench.mjs --json $OUT/bench.json \
+#     && python3 .gpu/torch_attention_bench.py --json $OUT/torch.json
+set -euo pipefail
+cd "$(git rev-parse --show-toplevel)"
+npx vite build --config vite.cli.config.ts --logLevel warn
+shared="${SHARED_DIR:-../shared}"
+bash "$shared/gpu/pack.sh" dist-cli/bench.mjs tools/torch_attention_bench.py
