@@ -81,6 +81,7 @@ fn row_sum(
   var s = partial;
 #if SUBGROUPS
   for (var mask = LANES / 2u; mask > 0u; mask >>= 1u) {
+    #unroll
     for (var i = 0u; i < UNROLL * GROUP; i++) {
       s[i] += subgroupShuffleXor(s[i], mask);
     }
@@ -88,8 +89,10 @@ fn row_sum(
 #else
   lane_scores[lid] = partial;
   workgroupBarrier();
+  #unroll
   for (var i = 0u; i < UNROLL * GROUP; i++) {
     s[i] = 0.0;
+    #unroll
     for (var j = 0u; j < LANES; j++) {
       s[i] += lane_scores[row * LANES + j][i];
     }
@@ -112,12 +115,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   var acc: array<vec4<f32>, GROUP * UNITS>;
   var m: array<f32, GROUP>;
   var l: array<f32, GROUP>;
+  #unroll
   for (var g = 0u; g < GROUP; g++) {
     m[g] = NEG_BIG;
     l[g] = 0.0;
     let q_row = (kv_head * GROUP + g) * DIM_VECS;
+    #unroll
     for (var c = 0u; c < VECS_PER_LANE; c++) {
       let in_row = c * LANES + lane < VECS_PER_ROW;
+      #unroll
       for (var u = 0u; u < UNITS_PER_VEC; u++) {
         let x = q_in[q_row + lane_vec(c, lane) * UNITS_PER_VEC + u] * params.q_scale;
         q[g * UNITS + c * UNITS_PER_VEC + u] = select(vec4(0.0), x, in_row);
@@ -129,9 +135,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   for (var t0 = begin; t0 < end; t0 += ROWS * UNROLL) {
     var k_raw: array<vec4<u32>, UNROLL * VECS_PER_LANE>;
     var v_raw: array<vec4<u32>, UNROLL * VECS_PER_LANE>;
+    #unroll
     for (var r = 0u; r < UNROLL; r++) {
       let t = min(t0 + r * ROWS + row, end - 1u);
       let word = kv_row_word(page_table[t / PAGE_SIZE], kv_head, t % PAGE_SIZE);
+      #unroll
       for (var c = 0u; c < VECS_PER_LANE; c++) {
         k_raw[r * VECS_PER_LANE + c] = k_pool[word / 4u + lane_vec(c, lane)];
         v_raw[r * VECS_PER_LANE + c] = v_pool[word / 4u + lane_vec(c, lane)];
@@ -139,10 +147,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
 
     var partial = array<f32, UNROLL * GROUP>();
+    #unroll
     for (var r = 0u; r < UNROLL; r++) {
+      #unroll
       for (var c = 0u; c < VECS_PER_LANE; c++) {
         let k = unpack_vec(k_raw[r * VECS_PER_LANE + c]);
+        #unroll
         for (var g = 0u; g < GROUP; g++) {
+          #unroll
           for (var u = 0u; u < UNITS_PER_VEC; u++) {
             partial[r * GROUP + g] += dot(q[g * UNITS + c * UNITS_PER_VEC + u], k[u]);
           }
@@ -151,10 +163,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
     let scores = row_sum(partial, lid, row);
 
+    // Not unrolled: `continue` must skip to the next r, not the next t0.
     for (var r = 0u; r < UNROLL; r++) {
       if (t0 + r * ROWS + row >= end) {
         continue;
       }
+      #unroll
       for (var g = 0u; g < GROUP; g++) {
         // Online softmax with one exp2: the new score either raises the max (rescale the past by
         // exp2(m - s), weight 1) or not (weight exp2(s - m)).
@@ -165,8 +179,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         let p = select(e, 1.0, raises);
         m[g] = max(m[g], s);
         l[g] = l[g] * alpha + p;
+        #unroll
         for (var c = 0u; c < VECS_PER_LANE; c++) {
           let v = unpack_vec(v_raw[r * VECS_PER_LANE + c]);
+          #unroll
           for (var u = 0u; u < UNITS_PER_VEC; u++) {
             let i = g * UNITS + c * UNITS_PER_VEC + u;
             acc[i] = acc[i] * alpha + p * v[u];
@@ -178,14 +194,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
   // Merge the rows: rescale each to the workgroup's max, then sum in workgroup memory.
   if (lane == 0u) {
+    #unroll
     for (var g = 0u; g < GROUP; g++) {
       row_ml[row][g] = vec2(m[g], l[g]);
     }
   }
   workgroupBarrier();
   var factor: array<f32, GROUP>;
+  #unroll
   for (var g = 0u; g < GROUP; g++) {
     var m_max = NEG_BIG;
+    #unroll
     for (var r = 0u; r < ROWS; r++) {
       m_max = max(m_max, row_ml[r][g].x);
     }
@@ -193,10 +212,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
   for (var g = lid; g < GROUP; g += WORKGROUP_SIZE) {
     var m_max = NEG_BIG;
+    #unroll
     for (var r = 0u; r < ROWS; r++) {
       m_max = max(m_max, row_ml[r][g].x);
     }
     var l_sum = 0.0;
+    #unroll
     for (var r = 0u; r < ROWS; r++) {
       l_sum += row_ml[r][g].y * exp2(row_ml[r][g].x - m_max);
     }
@@ -204,10 +225,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
 
   for (var g0 = 0u; g0 < GROUP; g0 += HEAD_CHUNK) {
+    #unroll
     for (var h = 0u; h < HEAD_CHUNK; h++) {
       let g = g0 + h;
+      #unroll
       for (var c = 0u; c < VECS_PER_LANE; c++) {
         if (g < GROUP && c * LANES + lane < VECS_PER_ROW) {
+          #unroll
           for (var u = 0u; u < UNITS_PER_VEC; u++) {
             let dim_vec = (c * LANES + lane) * UNITS_PER_VEC + u;
             row_acc[row][h * DIM_VECS + dim_vec] = acc[g * UNITS + c * UNITS_PER_VEC + u] * factor[g];
@@ -220,6 +244,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       let g = g0 + e / DIM_VECS;
       if (g < GROUP) {
         var sum = vec4(0.0);
+        #unroll
         for (var r = 0u; r < ROWS; r++) {
           sum += row_acc[r][e];
         }

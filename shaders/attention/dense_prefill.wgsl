@@ -142,28 +142,35 @@ fn lane_sum(partial: f32) -> f32 {
 // absolute positions start at first_key; row r of this invocation sits at position row_pos + r.
 fn attend_chunk(tile_key: u32, first_key: u32, row_pos: u32, lane: u32, masked: bool) {
   var scores: array<array<f32, KEYS_PER_CHUNK>, ROWS_PER_THREAD>;
+  #unroll
   for (var c = 0u; c < KEYS_PER_CHUNK; c++) {
     // Explicitly zeroed: SwiftShader did not re-zero a bare `var` declared inside this loop.
     var dots = array<f32, ROWS_PER_THREAD>();
+    #unroll
     for (var j = 0u; j < LANE_VEC4S; j++) {
       let k = k_tile[tile_key + c][j][lane];
+      #unroll
       for (var r = 0u; r < ROWS_PER_THREAD; r++) {
         let q = q_rows[r][j];
         dots[r] = fma(q.x, k.x, fma(q.y, k.y, fma(q.z, k.z, fma(q.w, k.w, dots[r]))));
       }
     }
+    #unroll
     for (var r = 0u; r < ROWS_PER_THREAD; r++) {
       scores[r][c] = lane_sum(dots[r]);
     }
   }
 
+  #unroll
   for (var r = 0u; r < ROWS_PER_THREAD; r++) {
     if (masked) {
+      #unroll
       for (var c = 0u; c < KEYS_PER_CHUNK; c++) {
         scores[r][c] = select(scores[r][c], NEG_BIG, first_key + c > row_pos + r);
       }
     }
     var chunk_max = NEG_BIG;
+    #unroll
     for (var c = 0u; c < KEYS_PER_CHUNK; c++) {
       chunk_max = max(chunk_max, scores[r][c]);
     }
@@ -171,6 +178,7 @@ fn attend_chunk(tile_key: u32, first_key: u32, row_pos: u32, lane: u32, masked: 
     let rescale = exp2(row_max[r] - new_max);
     row_max[r] = new_max;
     var chunk_sum = 0.0;
+    #unroll
     for (var c = 0u; c < KEYS_PER_CHUNK; c++) {
       var p = exp2(scores[r][c] - new_max);
       if (masked) {
@@ -180,14 +188,18 @@ fn attend_chunk(tile_key: u32, first_key: u32, row_pos: u32, lane: u32, masked: 
       chunk_sum += p;
     }
     row_sum[r] = fma(row_sum[r], rescale, chunk_sum);
+    #unroll
     for (var j = 0u; j < LANE_VEC4S; j++) {
       o_rows[r][j] *= rescale;
     }
   }
 
+  #unroll
   for (var c = 0u; c < KEYS_PER_CHUNK; c++) {
+    #unroll
     for (var j = 0u; j < LANE_VEC4S; j++) {
       let v = v_tile[tile_key + c][j][lane];
+      #unroll
       for (var r = 0u; r < ROWS_PER_THREAD; r++) {
         o_rows[r][j] = fma(vec4(scores[r][c]), v, o_rows[r][j]);
       }
@@ -208,9 +220,11 @@ fn main(
   let first_row = first_query + thread / LANES * ROWS_PER_THREAD;
   let kv_len = params.q_start + params.num_queries;
 
+  #unroll
   for (var r = 0u; r < ROWS_PER_THREAD; r++) {
     let query = first_row + r;
     let row = (query * params.num_heads + head) * DIM_VEC4S + lane;
+    #unroll
     for (var j = 0u; j < LANE_VEC4S; j++) {
       var q = vec4(0.0);
       if (query < params.num_queries) {
@@ -237,11 +251,13 @@ fn main(
     }
   }
 
+  #unroll
   for (var r = 0u; r < ROWS_PER_THREAD; r++) {
     let query = first_row + r;
     if (query < params.num_queries) {
       let row = (query * params.num_heads + head) * DIM_VEC4S + lane;
       let inverse_sum = 1.0 / row_sum[r];
+      #unroll
       for (var j = 0u; j < LANE_VEC4S; j++) {
         out[row + j * LANES] = o_rows[r][j] * inverse_sum;
       }

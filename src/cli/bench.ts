@@ -4,16 +4,22 @@
  * decode KV bandwidth against the vec4 copy kernel's bandwidth, prefill TFLOP/s (2 L^2 h d for
  * causal attention) against the adapter's nominal fp32 peak when known.
  *
- *   npm run bench -- [--quick] [--json results.json] [--only copy,prefill,decode]
+ *   npm run bench -- [--quick] [--json results.json] [--only copy,prefill,decode] [--tune]
+ *
+ * --tune times variants of each kernel's tiling at one size instead, to choose the defaults.
  */
 import { writeFileSync } from 'node:fs';
 import { createEmptyBuffer, createStorageBuffer } from '../gpu/buffers';
 import type { GpuContext } from '../gpu/context';
 import { acquireNodeGpuContext } from '../gpu/node';
 import { timeDispatches, type RecordDispatches } from '../gpu/timer';
-import { recordCopy } from '../kernels/copy';
-import { decodeSplitPlan, recordDenseDecode } from '../kernels/denseDecode';
-import { prefillTileConfig, recordDensePrefill } from '../kernels/densePrefill';
+import { recordCopy, recordFmaPeak } from '../kernels/copy';
+import { decodeSplitPlan, recordDenseDecode, type DecodeTuning } from '../kernels/denseDecode';
+import {
+  prefillTileConfig,
+  recordDensePrefill,
+  type PrefillTileConfig,
+} from '../kernels/densePrefill';
 import {
   defaultScale,
   type AttentionShape,
@@ -82,10 +88,21 @@ function poolBuffer(ctx: GpuContext, layout: PagedKvLayout, numPages: number, se
 
 const identityPageTable = (pages: number) => Uint32Array.from({ length: pages }, (_, i) => i);
 
+/**
+ * Median of three timed windows of about 300 ms each, after about 200 ms of the same work: short
+ * kernels measured right after the GPU idled (while the CPU filled the next inputs) ran up to 4x
+ * slower on the H100 than after a longer warm-up, as its clocks had not come back up.
+ */
 async function timeAdaptive(ctx: GpuContext, record: RecordDispatches): Promise<number> {
   const probe = await timeDispatches(ctx, record, { warmup: 1, repeats: 1 });
-  const repeats = Math.max(3, Math.min(200, Math.ceil(300 / Math.max(probe.ms, 1e-3))));
-  return (await timeDispatches(ctx, record, { warmup: 2, repeats })).ms;
+  const perRepeat = Math.max(probe.ms, 1e-3);
+  const count = (ms: number) => Math.max(3, Math.min(2000, Math.ceil(ms / perRepeat)));
+  const times: number[] = [];
+  for (let window = 0; window < 3; window++) {
+    const warmup = window === 0 ? count(200) : 1;
+    times.push((await timeDispatches(ctx, record, { warmup, repeats: count(300) })).ms);
+  }
+  return times.sort((a, b) => a - b)[1];
 }
 
 async function benchCopy(ctx: GpuContext): Promise<BenchRow> {
@@ -104,7 +121,28 @@ async function benchCopy(ctx: GpuContext): Promise<BenchRow> {
   };
 }
 
-async function benchPrefill(ctx: GpuContext, name: string, shape: AttentionShape, length: number) {
+async function benchFmaPeak(ctx: GpuContext): Promise<BenchRow> {
+  const invocations = 132 * 2048 * 4;
+  const sink = createEmptyBuffer(ctx.device, invocations * 16);
+  const { record, flops } = recordFmaPeak(ctx, sink);
+  const ms = await timeAdaptive(ctx, record);
+  sink.destroy();
+  return {
+    kernel: 'fma peak',
+    shape: `${invocations} threads`,
+    length: 0,
+    ms,
+    tflops: flops / (ms * 1e9),
+  };
+}
+
+async function benchPrefill(
+  ctx: GpuContext,
+  name: string,
+  shape: AttentionShape,
+  length: number,
+  config = prefillTileConfig(ctx, shape.headDim),
+): Promise<BenchRow> {
   const kv: PagedKvLayout = {
     pageSize,
     numKvHeads: shape.numKvHeads,
@@ -140,7 +178,7 @@ async function benchPrefill(ctx: GpuContext, name: string, shape: AttentionShape
     kvDtype: 'f32' as const,
     ms,
     tflops: flops / (ms * 1e9),
-    config: prefillTileConfig(ctx, shape.headDim),
+    config,
   };
 }
 
@@ -151,6 +189,7 @@ async function benchDecode(
   length: number,
   dtype: KvDtype,
   copyGbPerSecond: number | undefined,
+  tuning?: DecodeTuning,
 ): Promise<BenchRow> {
   const kv: PagedKvLayout = {
     pageSize,
@@ -180,7 +219,7 @@ async function benchDecode(
     ms,
     gbPerSecond,
     shareOfCopy: copyGbPerSecond ? gbPerSecond / copyGbPerSecond : undefined,
-    config: decodeSplitPlan(ctx, params),
+    config: decodeSplitPlan(ctx, params, tuning),
   };
 }
 
@@ -204,6 +243,41 @@ function printTable(rows: BenchRow[]) {
   }
 }
 
+/** Tiling variants at the issue's target shapes (prefill L 4K, decode 32K and 64K, 32/8 heads). */
+async function tune(ctx: GpuContext, report: (row: BenchRow) => void, copy: number | undefined) {
+  const { name, shape } = shapes[0];
+  const base = prefillTileConfig(ctx, shape.headDim);
+  const variants: Partial<PrefillTileConfig>[] = [
+    {},
+    { keyChunk: 8 },
+    { keyChunk: 4 },
+    { rowsPerThread: 1 },
+    { threads: 256 },
+    { rowsPerThread: 4, keyChunk: 8 },
+    { keyTile: 32 },
+    { lanesPerRow: 8, rowsPerThread: 4, keyChunk: 8 },
+    { lanesPerRow: 8, rowsPerThread: 4, keyChunk: 8, threads: 256 },
+    { lanesPerRow: 8, rowsPerThread: 2, keyChunk: 16 },
+  ];
+  for (const variant of variants) {
+    const config = { ...base, ...variant };
+    config.queryTile = (config.threads / config.lanesPerRow) * config.rowsPerThread;
+    config.workgroupBytes = config.keyTile * 2 * shape.headDim * 4;
+    report(await benchPrefill(ctx, name, shape, quick ? 512 : 4096, config));
+  }
+  for (const [dtype, length] of [
+    ['f16', 32768],
+    ['f32', 65536],
+  ] as const) {
+    for (const targetWorkgroups of [512, 1024, 2048, 512, 1024, 2048]) {
+      for (const lanes of [4, 8, 16]) {
+        const tuning = { targetWorkgroups, lanes };
+        report(await benchDecode(ctx, name, shape, quick ? 2048 : length, dtype, copy, tuning));
+      }
+    }
+  }
+}
+
 async function main() {
   const ctx = await acquireNodeGpuContext();
   const adapter = `${ctx.adapter.vendor} ${ctx.adapter.architecture} ${ctx.adapter.description}`;
@@ -217,12 +291,17 @@ async function main() {
     );
   };
   let copyGbPerSecond: number | undefined;
-  if (only.has('copy')) {
+  if (flag('tune')) {
+    copyGbPerSecond = (await benchCopy(ctx)).gbPerSecond;
+    report(await benchFmaPeak(ctx));
+    await tune(ctx, report, copyGbPerSecond);
+  } else if (only.has('copy')) {
     const row = await benchCopy(ctx);
     copyGbPerSecond = row.gbPerSecond;
     report(row);
+    report(await benchFmaPeak(ctx));
   }
-  for (const { name, shape } of shapes) {
+  for (const { name, shape } of flag('tune') ? [] : shapes) {
     if (only.has('prefill')) {
       for (const length of prefillLengths) report(await benchPrefill(ctx, name, shape, length));
     }

@@ -3,8 +3,11 @@
  * bundle alike), with a small preprocessor because WGSL has no includes or conditional compilation:
  *   #include "common/f16_pack"   pastes shaders/common/f16_pack.wgsl (once per shader)
  *   #if NAME / #else / #endif    keeps a branch when the define NAME is truthy
+ *   #unroll                      unrolls the `for` loop on the next line (see unroll.ts)
  * Defines are also emitted as WGSL consts (integers as abstract ints, so they work as i32 and u32).
  */
+import { integerConstants, unrollLoops } from './unroll';
+
 export type ShaderDefines = Record<string, number | boolean>;
 
 const sources: Record<string, string> = Object.fromEntries(
@@ -79,7 +82,8 @@ export function composeShader(name: string, defines: ShaderDefines = {}): string
   const header = Object.entries(defines)
     .sort(([a], [b]) => a.localeCompare(b))
     .map(([key, value]) => defineLine(key, value));
-  const body = expand(name, defines, new Set([name])).split('\n');
-  const directives = [...new Set(body.filter(isDirective).map((line) => line.trim()))];
-  return [...directives, ...header, ...body.filter((line) => !isDirective(line))].join('\n');
+  const expanded = expand(name, defines, new Set([name])).split('\n');
+  const directives = [...new Set(expanded.filter(isDirective).map((line) => line.trim()))];
+  const declarations = [...header, ...expanded.filter((line) => !isDirective(line))];
+  return [...directives, ...unrollLoops(declarations, integerConstants(declarations))].join('\n');
 }

@@ -1,4 +1,7 @@
-/** The vec4 copy kernel: the bandwidth ceiling that decode kernels are judged against. */
+/**
+ * The ceilings kernels are judged against: the vec4 copy kernel (bandwidth) and an FMA loop (the
+ * f32 FMA rate WGSL reaches on this adapter).
+ */
 import { bindGroup } from '../gpu/buffers';
 import type { GpuContext } from '../gpu/context';
 import type { RecordDispatches } from '../gpu/timer';
@@ -15,5 +18,26 @@ export function recordCopy(ctx: GpuContext, src: GPUBuffer, dst: GPUBuffer): Rec
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, group);
     pass.dispatchWorkgroups(groups);
+  };
+}
+
+const fmaIterations = 4096;
+
+/** Records `invocations` threads of 8 FMA chains; returns the FLOPs one recording performs. */
+export function recordFmaPeak(
+  ctx: GpuContext,
+  sink: GPUBuffer,
+): { record: RecordDispatches; flops: number } {
+  const pipeline = ctx.pipelines.get('bench/fma_peak', { ITERATIONS: fmaIterations });
+  const group = bindGroup(ctx.device, pipeline, [sink]);
+  const invocations = sink.size / 16;
+  const groups = Math.ceil(invocations / 256);
+  return {
+    record: (pass) => {
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(0, group);
+      pass.dispatchWorkgroups(groups);
+    },
+    flops: groups * 256 * fmaIterations * 8 * 2,
   };
 }

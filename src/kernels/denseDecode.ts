@@ -41,8 +41,15 @@ export interface DecodeSplitPlan {
   subgroups: boolean;
 }
 
-/** Enough workgroups to fill a large GPU several times over (an H100 runs ~1000 at once). */
-const targetWorkgroups = 2048;
+/** Knobs the benchmark may vary; the defaults are what the plan uses. */
+export interface DecodeTuning {
+  /** Enough workgroups to fill a large GPU several times over (an H100 runs ~1000 at once). */
+  targetWorkgroups: number;
+  /** Invocations per token row; by default as many as hold the row in 16-byte loads, up to 16. */
+  lanes?: number;
+}
+
+export const defaultDecodeTuning: DecodeTuning = { targetWorkgroups: 2048 };
 const minTokensPerSplit = 64;
 const maxTokensPerSplit = 512;
 const dimsPerLane = 8;
@@ -68,14 +75,18 @@ function validate(params: DecodeParams): number {
 }
 
 /** How the KV length is split over workgroups and how a workgroup maps onto a token row. */
-export function decodeSplitPlan(ctx: GpuContext, params: DecodeParams): DecodeSplitPlan {
+export function decodeSplitPlan(
+  ctx: GpuContext,
+  params: DecodeParams,
+  tuning: DecodeTuning = defaultDecodeTuning,
+): DecodeSplitPlan {
   const group = validate(params);
   const { headDim, numKvHeads, kvLen, kv } = params;
   const subgroups = ctx.caps.subgroups;
   // A row's lanes must sit in one subgroup for the shuffles; WebGPU guarantees at least 4.
   const subgroupMin = ctx.device.adapterInfo?.subgroupMinSize ?? 4;
   const vecsPerRow = headDim / (kv.dtype === 'f16' ? 8 : 4);
-  let lanes = Math.min(nextPow2(headDim / dimsPerLane), maxLanes);
+  let lanes = tuning.lanes ?? Math.min(nextPow2(headDim / dimsPerLane), maxLanes);
   if (subgroups) lanes = Math.min(lanes, subgroupMin);
   const vecsPerLane = Math.ceil(vecsPerRow / lanes);
   const rows = Math.min(targetWorkgroupSize / lanes, maxRows);
@@ -87,7 +98,7 @@ export function decodeSplitPlan(ctx: GpuContext, params: DecodeParams): DecodeSp
   if (headChunk < 1)
     throw new Error(`dense decode: group size ${group} needs too much workgroup memory`);
 
-  const perSplit = Math.ceil((kvLen * numKvHeads) / targetWorkgroups);
+  const perSplit = Math.ceil((kvLen * numKvHeads) / tuning.targetWorkgroups);
   const maxSplits = ctx.caps.maxComputeWorkgroupsPerDimension;
   let tokensPerSplit = Math.min(Math.max(nextPow2(perSplit), minTokensPerSplit), maxTokensPerSplit);
   tokensPerSplit = Math.max(tokensPerSplit, nextPow2(Math.ceil(kvLen / maxSplits)));
@@ -116,8 +127,9 @@ function createDenseDecode(
   ctx: GpuContext,
   params: DecodeParams,
   buffers: DecodeBuffers,
+  tuning?: DecodeTuning,
 ): DenseDecode {
-  const plan = decodeSplitPlan(ctx, params);
+  const plan = decodeSplitPlan(ctx, params, tuning);
   const group = groupSize(params);
   const { device } = ctx;
   const { numHeads, numKvHeads, headDim, kv } = params;
@@ -183,8 +195,9 @@ export function recordDenseDecode(
   ctx: GpuContext,
   params: DecodeParams,
   buffers: DecodeBuffers,
+  tuning?: DecodeTuning,
 ): RecordDispatches {
-  return createDenseDecode(ctx, params, buffers).record;
+  return createDenseDecode(ctx, params, buffers, tuning).record;
 }
 
 export interface HostDecodeInput extends DecodeParams {
