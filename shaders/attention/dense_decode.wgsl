@@ -37,6 +37,11 @@ struct Params {
 // [head][split][dim / 4] and [head][split] (m, l).
 @group(0) @binding(5) var<storage, read_write> part_o: array<vec4<f32>>;
 @group(0) @binding(6) var<storage, read_write> part_ml: array<vec2<f32>>;
+#if PAGE_LIST
+// Sparse variant (Quest): token t is slot t % PAGE_SIZE of logical page
+// page_list[kv_head][t / PAGE_SIZE]; params.kv_len counts the listed tokens, not the cache's.
+@group(0) @binding(7) var<storage, read> page_list: array<u32>;
+#endif
 
 #if KV_F16
 const UNITS_PER_VEC = 2u; // vec4<f32> per 16-byte vector of the pool
@@ -63,6 +68,14 @@ fn unpack_vec(raw: vec4<u32>) -> array<vec4<f32>, UNITS_PER_VEC> {
   );
 #else
   return array(bitcast<vec4<f32>>(raw));
+#endif
+}
+
+fn physical_page(kv_head: u32, t: u32) -> u32 {
+#if PAGE_LIST
+  return page_table[page_list[kv_head * LIST_LEN + t / PAGE_SIZE]];
+#else
+  return page_table[t / PAGE_SIZE];
 #endif
 }
 
@@ -138,7 +151,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     #unroll
     for (var r = 0u; r < UNROLL; r++) {
       let t = min(t0 + r * ROWS + row, end - 1u);
-      let word = kv_row_word(page_table[t / PAGE_SIZE], kv_head, t % PAGE_SIZE);
+      let word = kv_row_word(physical_page(kv_head, t), kv_head, t % PAGE_SIZE);
       #unroll
       for (var c = 0u; c < VECS_PER_LANE; c++) {
         k_raw[r * VECS_PER_LANE + c] = k_pool[word / 4u + lane_vec(c, lane)];

@@ -167,7 +167,7 @@ async function benchPrefill(
   };
   const ms = await timeAdaptive(
     ctx,
-    recordDensePrefill(ctx, params, { q, kPool, vPool, pageTable, out }),
+    recordDensePrefill(ctx, params, { q, kPool, vPool, pageTable, out }, config),
   );
   for (const buffer of [q, kPool, vPool, pageTable, out]) buffer.destroy();
   const flops = 2 * length * length * shape.numHeads * shape.headDim;
@@ -206,7 +206,7 @@ async function benchDecode(
   const params = { ...shape, kvLen: length, scale: defaultScale(shape.headDim), kv };
   const ms = await timeAdaptive(
     ctx,
-    recordDenseDecode(ctx, params, { q, kPool, vPool, pageTable, out }),
+    recordDenseDecode(ctx, params, { q, kPool, vPool, pageTable, out }, tuning),
   );
   for (const buffer of [q, kPool, vPool, pageTable, out]) buffer.destroy();
   const kvBytes = 2 * length * shape.numKvHeads * shape.headDim * (dtype === 'f16' ? 2 : 4);
@@ -250,14 +250,11 @@ async function tune(ctx: GpuContext, report: (row: BenchRow) => void, copy: numb
   const variants: Partial<PrefillTileConfig>[] = [
     {},
     { keyChunk: 8 },
-    { keyChunk: 4 },
-    { rowsPerThread: 1 },
-    { threads: 256 },
-    { rowsPerThread: 4, keyChunk: 8 },
+    { threads: 512 },
+    { threads: 512, keyChunk: 8 },
+    { threads: 1024 },
     { keyTile: 32 },
-    { lanesPerRow: 8, rowsPerThread: 4, keyChunk: 8 },
-    { lanesPerRow: 8, rowsPerThread: 4, keyChunk: 8, threads: 256 },
-    { lanesPerRow: 8, rowsPerThread: 2, keyChunk: 16 },
+    { rowsPerThread: 1, threads: 512 },
   ];
   for (const variant of variants) {
     const config = { ...base, ...variant };
@@ -267,12 +264,14 @@ async function tune(ctx: GpuContext, report: (row: BenchRow) => void, copy: numb
   }
   for (const [dtype, length] of [
     ['f16', 32768],
-    ['f32', 65536],
+    ['f32', 32768],
   ] as const) {
-    for (const targetWorkgroups of [512, 1024, 2048, 512, 1024, 2048]) {
-      for (const lanes of [4, 8, 16]) {
-        const tuning = { targetWorkgroups, lanes };
-        report(await benchDecode(ctx, name, shape, quick ? 2048 : length, dtype, copy, tuning));
+    for (const targetWorkgroups of [256, 512, 1024]) {
+      for (const lanes of [16]) {
+        for (const unroll of [4, 8]) {
+          const tuning = { targetWorkgroups, lanes, unroll };
+          report(await benchDecode(ctx, name, shape, quick ? 2048 : length, dtype, copy, tuning));
+        }
       }
     }
   }

@@ -43,20 +43,28 @@ export interface DecodeSplitPlan {
 
 /** Knobs the benchmark may vary; the defaults are what the plan uses. */
 export interface DecodeTuning {
-  /** Enough workgroups to fill a large GPU several times over (an H100 runs ~1000 at once). */
+  /**
+   * Workgroups to aim for. On the H100 (npm run bench -- --tune, docs/PERFORMANCE.md) fewer, longer
+   * splits won: 512 ran f16 decode at 32K in 0.073 ms, 2048 in 0.084 ms.
+   */
   targetWorkgroups: number;
   /** Invocations per token row; by default as many as hold the row in 16-byte loads, up to 16. */
   lanes?: number;
+  /**
+   * Tokens each row loads before using them: the bytes in flight per register of state. With
+   * subgroups 8 (H100, f16 at 32K: 0.064 ms against 0.073 ms for 4); without, the workgroup-memory
+   * reduction needs UNROLL x GROUP floats per invocation, so 2.
+   */
+  unroll?: number;
 }
 
-export const defaultDecodeTuning: DecodeTuning = { targetWorkgroups: 2048 };
+export const defaultDecodeTuning: DecodeTuning = { targetWorkgroups: 512 };
 const minTokensPerSplit = 64;
 const maxTokensPerSplit = 512;
 const dimsPerLane = 8;
 const maxLanes = 16;
 const targetWorkgroupSize = 128;
 const maxRows = 16;
-const unroll = 2;
 const workgroupStorageBudget = 20480;
 const reduceDimLanes = 8;
 const reduceSplitLanes = 32;
@@ -93,6 +101,7 @@ export function decodeSplitPlan(
   const workgroupSize = rows * lanes;
 
   const storageLimit = Math.min(workgroupStorageBudget, ctx.caps.maxWorkgroupStorageBytes);
+  const unroll = tuning.unroll ?? (subgroups ? 8 : 2);
   const fixedBytes = rows * group * 8 + (subgroups ? 0 : workgroupSize * unroll * group * 4);
   const headChunk = Math.min(group, Math.floor((storageLimit - fixedBytes) / (rows * headDim * 4)));
   if (headChunk < 1)
@@ -117,17 +126,27 @@ export function decodeSplitPlan(
   };
 }
 
-interface DenseDecode {
+export interface DenseDecode {
   record: RecordDispatches;
   /** The partials and uniforms this instance allocated. */
   scratch: GPUBuffer[];
 }
 
-function createDenseDecode(
+/**
+ * Sparse decode (Quest): read only the logical pages page_list[kvHead][0 .. listLen), ascending,
+ * the last of them the current (possibly partial) one; params.kvLen then counts listed tokens.
+ */
+export interface DecodePageList {
+  buffer: GPUBuffer;
+  listLen: number;
+}
+
+export function createDenseDecode(
   ctx: GpuContext,
   params: DecodeParams,
   buffers: DecodeBuffers,
   tuning?: DecodeTuning,
+  pageList?: DecodePageList,
 ): DenseDecode {
   const plan = decodeSplitPlan(ctx, params, tuning);
   const group = groupSize(params);
@@ -146,6 +165,7 @@ function createDenseDecode(
     HEAD_CHUNK: plan.headChunk,
     WORKGROUP_SIZE: plan.workgroupSize,
     SUBGROUPS: plan.subgroups,
+    ...(pageList ? { PAGE_LIST: true, LIST_LEN: pageList.listLen } : {}),
   });
   const reduce = ctx.pipelines.get('attention/dense_decode_reduce', {
     HEAD_DIM: headDim,
@@ -174,6 +194,7 @@ function createDenseDecode(
     buffers.pageTable,
     partO,
     partMl,
+    ...(pageList ? [pageList.buffer] : []),
   ]);
   const reduceGroup = bindGroup(device, reduce, [uniforms, partO, partMl, buffers.out]);
   const dimChunks = Math.ceil(headDim / 4 / reduceDimLanes);

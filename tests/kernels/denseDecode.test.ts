@@ -279,7 +279,7 @@ describe('dense decode attention', () => {
     expect(largest).toBeGreaterThan(89);
   });
 
-  it('splits long KV lengths into thousands of workgroups', () => {
+  it('splits long KV lengths into hundreds of workgroups of 512 tokens', () => {
     const params: DecodeParams = {
       numHeads: 32,
       numKvHeads: 8,
@@ -289,9 +289,9 @@ describe('dense decode attention', () => {
       kv: { pageSize: 16, numKvHeads: 8, headDim: 128, dtype: 'f16' },
     };
     const plan = decodeSplitPlan(ctx, params);
-    expect(plan.tokensPerSplit).toBe(128);
-    expect(plan.numSplits).toBe(256);
-    expect(plan.workgroups).toBe(2048);
+    expect(plan.tokensPerSplit).toBe(512);
+    expect(plan.numSplits).toBe(64);
+    expect(plan.workgroups).toBe(512);
     const short = decodeSplitPlan(ctx, { ...params, kvLen: 100 });
     expect(short.numSplits * short.tokensPerSplit).toBeGreaterThanOrEqual(100);
     expect(short.numSplits).toBe(Math.ceil(100 / short.tokensPerSplit));

@@ -1,0 +1,250 @@
+/**
+ * Quest decode on the GPU (src/methods/reference/quest.ts is the CPU reference it matches):
+ *   shaders/attention/quest_summary.wgsl  per-page, per-KV-head channel min/max of the keys,
+ *   quest_score.wgsl                      bounds of the complete pages, summed over the GQA group,
+ *   quest_select.wgsl                     top-K pages per KV head plus the current page,
+ *   dense_decode.wgsl (PAGE_LIST)         the dense split + reduce over the listed pages only.
+ * Pages are logical pages of the sequence (the page table maps them to the pool), so the summaries
+ * are indexed like the page table.
+ */
+import {
+  bindGroup,
+  createEmptyBuffer,
+  createStorageBuffer,
+  createUniformBuffer,
+  readBuffer,
+  readFloat32,
+} from '../gpu/buffers';
+import type { GpuContext } from '../gpu/context';
+import type { RecordDispatches } from '../gpu/timer';
+import {
+  createDenseDecode,
+  type DecodeBuffers,
+  type DecodeParams,
+  type HostDecodeInput,
+} from './denseDecode';
+import { groupSize, type PagedKvLayout } from './layout';
+import { packPagedPool, pagesFor } from './pagedKv';
+
+const summaryWorkgroupSize = 64;
+const scoreWorkgroupSize = 64;
+const selectWorkgroupSize = 256;
+
+/** Where the summary kernel reads keys from. */
+export interface QuestKeySource {
+  kPool: GPUBuffer;
+  pageTable: GPUBuffer;
+}
+
+export interface QuestSummaries {
+  /** f32 [page][kvHead][min | max][dim], numPages pages. */
+  buffer: GPUBuffer;
+  numPages: number;
+  /**
+   * Encodes the recomputation of pages [firstPage, lastPage) from the first kvLen tokens (after an
+   * append: only the pages the new tokens touched). The range goes to a uniform now, so submit the
+   * recorded dispatch before the next call.
+   */
+  recordUpdate(firstPage: number, lastPage: number, kvLen: number): RecordDispatches;
+  dispose(): void;
+}
+
+export function createQuestSummaries(
+  ctx: GpuContext,
+  layout: PagedKvLayout,
+  numPages: number,
+  source: QuestKeySource,
+): QuestSummaries {
+  const { device } = ctx;
+  const { numKvHeads, headDim } = layout;
+  const buffer = createEmptyBuffer(
+    device,
+    numPages * numKvHeads * 2 * headDim * 4,
+    'quest page summaries',
+  );
+  const pipeline = ctx.pipelines.get('attention/quest_summary', {
+    HEAD_DIM: headDim,
+    NUM_KV_HEADS: numKvHeads,
+    PAGE_SIZE: layout.pageSize,
+    KV_F16: layout.dtype === 'f16',
+    WORKGROUP_SIZE: summaryWorkgroupSize,
+  });
+  const uniforms = createUniformBuffer(device, [0, 0], [], 'quest summary params');
+  const group = bindGroup(device, pipeline, [uniforms, source.kPool, source.pageTable, buffer]);
+  return {
+    buffer,
+    numPages,
+    recordUpdate(firstPage, lastPage, kvLen) {
+      if (!(0 <= firstPage && firstPage <= lastPage && lastPage <= numPages)) {
+        throw new Error(`quest summaries: bad page range [${firstPage}, ${lastPage})`);
+      }
+      device.queue.writeBuffer(uniforms, 0, new Uint32Array([firstPage, kvLen]));
+      return (pass) => {
+        if (lastPage === firstPage) return;
+        pass.setPipeline(pipeline);
+        pass.setBindGroup(0, group);
+        pass.dispatchWorkgroups(lastPage - firstPage, numKvHeads);
+      };
+    },
+    dispose() {
+      buffer.destroy();
+      uniforms.destroy();
+    },
+  };
+}
+
+export interface QuestDecodeParams extends DecodeParams {
+  /** A multiple of the page size: tokenBudget / pageSize pages, plus the current page. */
+  tokenBudget: number;
+}
+
+export interface QuestDecodeBuffers extends DecodeBuffers {
+  /** QuestSummaries.buffer, up to date for the first kvLen tokens. */
+  summaries: GPUBuffer;
+}
+
+/** Pages each KV head reads: the budget's complete pages (or all of them), plus the current one. */
+export function questListLength(params: QuestDecodeParams): number {
+  const { kvLen, tokenBudget, kv } = params;
+  if (tokenBudget % kv.pageSize !== 0 || tokenBudget < 0) {
+    throw new Error(`tokenBudget (${tokenBudget}) must be a multiple of pageSize (${kv.pageSize})`);
+  }
+  const numFull = pagesFor(kvLen, kv.pageSize) - 1;
+  return Math.min(tokenBudget / kv.pageSize, numFull) + 1;
+}
+
+export interface QuestDecode {
+  record: RecordDispatches;
+  /** u32 [kvHead][listLength]: pages read, ascending, the current one last. */
+  selectedPages: GPUBuffer;
+  /** u32 [kvHead]: the list lengths as the selection kernel counted them. */
+  pageCounts: GPUBuffer;
+  listLength: number;
+  dispose(): void;
+}
+
+export function recordQuestDecode(
+  ctx: GpuContext,
+  params: QuestDecodeParams,
+  buffers: QuestDecodeBuffers,
+): QuestDecode {
+  const { device } = ctx;
+  const { numKvHeads, headDim, kvLen, kv } = params;
+  const group = groupSize(params);
+  const listLength = questListLength(params);
+  const numFull = pagesFor(kvLen, kv.pageSize) - 1;
+  // The decode walks the listed tokens: complete pages, then the current page's kvLen - current*P.
+  const listedTokens = (listLength - 1) * kv.pageSize + (kvLen - numFull * kv.pageSize);
+
+  const bounds = createEmptyBuffer(device, numKvHeads * numFull * 4, 'quest bounds');
+  const selectedPages = createEmptyBuffer(device, numKvHeads * listLength * 4, 'quest pages');
+  const pageCounts = createEmptyBuffer(device, numKvHeads * 4, 'quest page counts');
+  const scoreUniforms = createUniformBuffer(device, [numFull], [], 'quest score params');
+  const selectUniforms = createUniformBuffer(
+    device,
+    [numFull, params.tokenBudget / kv.pageSize, listLength],
+    [],
+    'quest select params',
+  );
+  const score = ctx.pipelines.get('attention/quest_score', {
+    HEAD_DIM: headDim,
+    NUM_KV_HEADS: numKvHeads,
+    GROUP: group,
+    WORKGROUP_SIZE: scoreWorkgroupSize,
+  });
+  const select = ctx.pipelines.get('attention/quest_select', {
+    WORKGROUP_SIZE: selectWorkgroupSize,
+  });
+  const scoreGroup = bindGroup(device, score, [
+    scoreUniforms,
+    buffers.q,
+    buffers.summaries,
+    bounds,
+  ]);
+  const selectGroup = bindGroup(device, select, [
+    selectUniforms,
+    bounds,
+    selectedPages,
+    pageCounts,
+  ]);
+  const decode = createDenseDecode(ctx, { ...params, kvLen: listedTokens }, buffers, undefined, {
+    buffer: selectedPages,
+    listLen: listLength,
+  });
+  const scratch = [bounds, selectedPages, pageCounts, scoreUniforms, selectUniforms];
+  return {
+    record: (pass) => {
+      if (numFull > 0) {
+        pass.setPipeline(score);
+        pass.setBindGroup(0, scoreGroup);
+        pass.dispatchWorkgroups(Math.ceil(numFull / scoreWorkgroupSize), numKvHeads);
+      }
+      pass.setPipeline(select);
+      pass.setBindGroup(0, selectGroup);
+      pass.dispatchWorkgroups(numKvHeads);
+      decode.record(pass);
+    },
+    selectedPages,
+    pageCounts,
+    listLength,
+    dispose() {
+      for (const buffer of [...scratch, ...decode.scratch]) buffer.destroy();
+    },
+  };
+}
+
+export interface QuestHostInput extends HostDecodeInput {
+  tokenBudget: number;
+}
+
+export interface QuestHostResult {
+  /** [head][dim] */
+  out: Float32Array;
+  /** selectedPages[kvHead]: pages read, ascending (the current page included). */
+  selectedPages: number[][];
+  /** Pages read over all KV heads, as the selection kernel counted them. */
+  pagesRead: number;
+}
+
+/** Uploads, builds the summaries, runs once and reads back: for tests and the self-check. */
+export async function questDecodeOnHost(
+  ctx: GpuContext,
+  input: QuestHostInput,
+): Promise<QuestHostResult> {
+  const { device } = ctx;
+  const { kvLen, kv, numHeads, numKvHeads, headDim } = input;
+  const numPages = pagesFor(kvLen, kv.pageSize);
+  const pageTable = input.pageTable ?? Uint32Array.from({ length: numPages }, (_, i) => i);
+  const buffers: DecodeBuffers = {
+    q: createStorageBuffer(device, input.q, 'quest q'),
+    kPool: createStorageBuffer(device, packPagedPool(input.k, kvLen, kv, pageTable).data, 'k'),
+    vPool: createStorageBuffer(device, packPagedPool(input.v, kvLen, kv, pageTable).data, 'v'),
+    pageTable: createStorageBuffer(device, pageTable, 'quest page table'),
+    out: createEmptyBuffer(device, numHeads * headDim * 4, 'quest out'),
+  };
+  const summaries = createQuestSummaries(ctx, kv, numPages, buffers);
+  const update = summaries.recordUpdate(0, numPages, kvLen);
+  const decode = recordQuestDecode(ctx, input, { ...buffers, summaries: summaries.buffer });
+  const encoder = device.createCommandEncoder();
+  const pass = encoder.beginComputePass();
+  update(pass);
+  decode.record(pass);
+  pass.end();
+  device.queue.submit([encoder.finish()]);
+  const out = await readFloat32(device, buffers.out, numHeads * headDim);
+  const { listLength } = decode;
+  const lists = new Uint32Array(
+    await readBuffer(device, decode.selectedPages, numKvHeads * listLength * 4),
+  );
+  const counts = new Uint32Array(await readBuffer(device, decode.pageCounts, numKvHeads * 4));
+  decode.dispose();
+  summaries.dispose();
+  for (const buffer of Object.values(buffers)) buffer.destroy();
+  return {
+    out,
+    selectedPages: Array.from({ length: numKvHeads }, (_, g) =>
+      Array.from(lists.subarray(g * listLength, (g + 1) * listLength)),
+    ),
+    pagesRead: counts.reduce((n, c) => n + c, 0),
+  };
+}
