@@ -48,24 +48,14 @@ struct Params {
 @group(0) @binding(6) var<storage, read> mask_words: array<u32>;
 @group(0) @binding(7) var<storage, read_write> counts: array<u32>;
 
-const THREADS = ROW_GROUPS * LANES;
-const QUERY_TILE = ROW_GROUPS * ROWS_PER_THREAD; // == BLOCK_Q (checked by the launcher)
-const DIM_VEC4S = HEAD_DIM / 4;
-const LANE_VEC4S = DIM_VEC4S / LANES;
+#include "common/prefill_tiles"
+
+// QUERY_TILE == BLOCK_Q (checked by the launcher).
 const SEGMENTS_PER_BLOCK = BLOCK_K / SEGMENT;
 const SEGMENTS_PER_TILE = KEYS_PER_TILE / SEGMENT;
-const NEG_BIG = -3.0e38;
 const MODE_ALL = 0u;
 const MODE_CAUSAL = 1u;
 const MODE_RULE = 2u;
-
-var<workgroup> k_tile: array<array<array<vec4<f32>, LANES>, LANE_VEC4S>, KEYS_PER_TILE>;
-var<workgroup> v_tile: array<array<array<vec4<f32>, LANES>, LANE_VEC4S>, KEYS_PER_TILE>;
-
-var<private> q_rows: array<array<vec4<f32>, LANE_VEC4S>, ROWS_PER_THREAD>;
-var<private> o_rows: array<array<vec4<f32>, LANE_VEC4S>, ROWS_PER_THREAD>;
-var<private> row_max: array<f32, ROWS_PER_THREAD>;
-var<private> row_sum: array<f32, ROWS_PER_THREAD>;
 
 fn entry_word(entry: u32) -> u32 {
   return mask_words[params.entries_offset + entry];
@@ -79,11 +69,6 @@ fn segment_first_key(first_entry: u32, segment: u32) -> u32 {
 
 fn mask_bit(word_offset: u32, bit: u32) -> bool {
   return ((mask_words[word_offset + bit / 32u] >> (bit % 32u)) & 1u) == 1u;
-}
-
-fn store_tile_vec4(key: u32, column: u32, k: vec4<f32>, v: vec4<f32>) {
-  k_tile[key][column / LANES][column % LANES] = k;
-  v_tile[key][column / LANES][column % LANES] = v;
 }
 
 // Fills the tile with segments first_segment .. + SEGMENTS_PER_TILE of the row; segments past the
@@ -148,18 +133,6 @@ fn load_kv_tile(
     store_tile_vec4(key, column, k, v);
 #endif
   }
-}
-
-fn lane_sum(partial: f32) -> f32 {
-#if SUBGROUPS
-  var total = partial;
-  for (var offset = 1u; offset < LANES; offset <<= 1u) {
-    total += subgroupShuffleXor(total, offset);
-  }
-  return total;
-#else
-  return partial;
-#endif
 }
 
 // Whether a partial block keeps causal element (pos, key); block_row is the row within the query

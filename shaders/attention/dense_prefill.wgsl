@@ -55,27 +55,7 @@ struct Params {
 @group(0) @binding(4) var<storage, read> page_table: array<u32>;
 @group(0) @binding(5) var<storage, read_write> out: array<vec4<f32>>;
 
-const THREADS = ROW_GROUPS * LANES;
-const QUERY_TILE = ROW_GROUPS * ROWS_PER_THREAD;
-const DIM_VEC4S = HEAD_DIM / 4;
-const LANE_VEC4S = DIM_VEC4S / LANES;
-const NEG_BIG = -3.0e38; // "minus infinity" that keeps max and exp2 free of NaN
-
-// [key][j][lane] is the row-major [key][dim / 4] layout, typed so that the index the unrolled loops
-// vary (j) is a separate dimension: its bounds check folds away once the loop is unrolled.
-var<workgroup> k_tile: array<array<array<vec4<f32>, LANES>, LANE_VEC4S>, KEYS_PER_TILE>;
-var<workgroup> v_tile: array<array<array<vec4<f32>, LANES>, LANE_VEC4S>, KEYS_PER_TILE>;
-
-// Per-invocation state for its ROWS_PER_THREAD rows and its columns of the head dim.
-var<private> q_rows: array<array<vec4<f32>, LANE_VEC4S>, ROWS_PER_THREAD>;
-var<private> o_rows: array<array<vec4<f32>, LANE_VEC4S>, ROWS_PER_THREAD>;
-var<private> row_max: array<f32, ROWS_PER_THREAD>;
-var<private> row_sum: array<f32, ROWS_PER_THREAD>;
-
-fn store_tile_vec4(key: u32, column: u32, k: vec4<f32>, v: vec4<f32>) {
-  k_tile[key][column / LANES][column % LANES] = k;
-  v_tile[key][column / LANES][column % LANES] = v;
-}
+#include "common/prefill_tiles"
 
 // Copies keys [first_key, first_key + KEYS_PER_TILE) of kv_head into k_tile and v_tile; keys past
 // kv_len (a partial last tile) become zeros. Consecutive invocations copy consecutive 16-byte words.
@@ -123,19 +103,6 @@ fn load_kv_tile(first_key: u32, kv_len: u32, kv_head: u32, thread: u32) {
     store_tile_vec4(key, column, k, v);
 #endif
   }
-}
-
-// Sum over the LANES invocations of a row group; every lane gets the total.
-fn lane_sum(partial: f32) -> f32 {
-#if SUBGROUPS
-  var total = partial;
-  for (var offset = 1u; offset < LANES; offset <<= 1u) {
-    total += subgroupShuffleXor(total, offset);
-  }
-  return total;
-#else
-  return partial;
-#endif
 }
 
 // Scores, online softmax update and P @ V for tile keys [tile_key, tile_key + KEYS_PER_CHUNK), whose
