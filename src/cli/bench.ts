@@ -246,29 +246,29 @@ function printTable(rows: BenchRow[]) {
 /** Tiling variants at the target shapes (prefill L 4K, decode 32K and 64K, 32/8 heads). */
 async function tune(ctx: GpuContext, report: (row: BenchRow) => void, copy: number | undefined) {
   const { name, shape } = shapes[0];
-  const base = prefillTileConfig(ctx, shape.headDim);
   const variants: Partial<PrefillTileConfig>[] = [
-    {},
-    { keyChunk: 8 },
-    { threads: 512 },
-    { threads: 512, keyChunk: 8 },
-    { threads: 1024 },
-    { keyTile: 32 },
-    { rowsPerThread: 1, threads: 512 },
+    { lanesPerRow: 2, rowsPerThread: 1 },
+    { lanesPerRow: 2, rowsPerThread: 1, threads: 512 },
+    { lanesPerRow: 2, rowsPerThread: 1, keyChunk: 8 },
+    { lanesPerRow: 2, rowsPerThread: 1, keyChunk: 32 },
+    { lanesPerRow: 2, rowsPerThread: 1, keyTile: 32 },
+    { lanesPerRow: 2, rowsPerThread: 2, keyChunk: 16 },
+    { lanesPerRow: 1, rowsPerThread: 1, keyChunk: 16 },
+    { lanesPerRow: 1, rowsPerThread: 1, keyChunk: 8, threads: 128 },
   ];
-  for (const variant of variants) {
-    const config = { ...base, ...variant };
-    config.queryTile = (config.threads / config.lanesPerRow) * config.rowsPerThread;
-    config.workgroupBytes = config.keyTile * 2 * shape.headDim * 4;
-    report(await benchPrefill(ctx, name, shape, quick ? 512 : 4096, config));
+  for (const { name: prefillName, shape: prefillShape } of shapes) {
+    const prefillBase = prefillTileConfig(ctx, prefillShape.headDim);
+    for (const variant of [{}, ...variants]) {
+      const config = { ...prefillBase, ...variant };
+      config.queryTile = (config.threads / config.lanesPerRow) * config.rowsPerThread;
+      config.workgroupBytes = config.keyTile * 2 * prefillShape.headDim * 4;
+      report(await benchPrefill(ctx, prefillName, prefillShape, quick ? 512 : 4096, config));
+    }
   }
-  for (const [dtype, length] of [
-    ['f16', 32768],
-    ['f32', 32768],
-  ] as const) {
-    for (const targetWorkgroups of [256, 512, 1024]) {
+  for (const [dtype, length] of [['f16', 32768]] as const) {
+    for (const targetWorkgroups of [512]) {
       for (const lanes of [16]) {
-        for (const unroll of [4, 8]) {
+        for (const unroll of [8, 16]) {
           const tuning = { targetWorkgroups, lanes, unroll };
           report(await benchDecode(ctx, name, shape, quick ? 2048 : length, dtype, copy, tuning));
         }

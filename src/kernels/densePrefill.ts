@@ -59,26 +59,27 @@ export interface PrefillTileConfig {
 }
 
 /**
- * 256 invocations, so each K/V tile loaded into workgroup memory serves twice the query rows of
- * 128: on the H100 that took L 4K, 32 heads, d 128 from 14.9 to 8.3 ms (npm run bench -- --tune).
+ * Chosen on the H100 with `npm run bench -- --tune` (L 4K, docs/PERFORMANCE.md): 2 lanes per query
+ * row, 1 row per lane pair, 256 invocations (128 queries per workgroup), keys scored 8 at a time and
+ * K/V tiles of 32 keys ran d 128 in 6.9 ms (4 lanes x 2 rows at 128 invocations: 14.9 ms) and
+ * d 64 in 1.4 ms (2.6 ms). Fewer lanes per row mean fewer shuffles and exp2 repeated by fewer lanes;
+ * more rows per invocation cost registers that the H100 then lacks for occupancy.
  */
 const threadsPerWorkgroup = 256;
-const maxKeyTile = 64;
+const maxKeyTile = 32;
+const keyChunk = 8;
 
 /**
- * The query tile is bounded by registers, the key tile by workgroup memory. With subgroups, 4 lanes
- * share each row and hold headDim / 4 of its q and o: 2 rows per lane group (64 + 64 floats at
- * d = 128) or 4 rows for heads of 64 and less, with 32 scores in flight (rows x key chunk). Without
- * subgroups one invocation holds a whole row. The K and V tiles take as many keys as the device's
- * workgroup memory holds (a multiple of the chunk), up to 64.
+ * The query tile is bounded by registers, the key tile by workgroup memory. With subgroups, 2 lanes
+ * share each row and hold headDim / 2 of its q and o (64 + 64 floats at d = 128); without, one
+ * invocation holds a whole row. The K and V tiles take as many keys as the device's workgroup
+ * memory holds (a multiple of the chunk), up to 32.
  */
 export function prefillTileConfig(ctx: GpuContext, headDim: number): PrefillTileConfig {
   if (headDim % 16 !== 0) throw new Error(`dense prefill needs headDim % 16 == 0, got ${headDim}`);
   const { subgroups, maxWorkgroupStorageBytes, maxInvocationsPerWorkgroup } = ctx.caps;
-  const lanesPerRow = subgroups ? 4 : 1;
-  let rowsPerThread = 1;
-  if (subgroups) rowsPerThread = headDim <= 64 ? 4 : 2;
-  const keyChunk = rowsPerThread === 4 ? 8 : 16;
+  const lanesPerRow = subgroups ? 2 : 1;
+  const rowsPerThread = 1;
   const threads = Math.min(threadsPerWorkgroup, maxInvocationsPerWorkgroup);
   const bytesPerKey = 2 * headDim * 4;
   const fittingKeys = Math.floor(maxWorkgroupStorageBytes / bytesPerKey);
