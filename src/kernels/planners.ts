@@ -1,0 +1,533 @@
+/**
+ * Prefill planners on the GPU: Block-Sparse and Vertical-Slash / FlexPrefill estimation and
+ * selection (shaders/attention/planner_*.wgsl), matching the float64 references of
+ * src/methods/reference/{blockSparse,verticalSlash,flexPrefill}.ts in what they select (ties to the
+ * lower index).
+ *
+ * Block-Sparse: planner_block_pool (mean-pooled Q and K per block) -> planner_block_score (pooled
+ * q . pooled k per head, query block and causal key block) -> planner_select (radix select of the
+ * top `topChunks` with the forced blocks). Output on the GPU: fixed-stride rows, row
+ * r = head * numQueryBlocks + qb holds its kept key blocks ascending at r * rowStride, its count in
+ * `rowLength[r]` (rowStride = min(topChunks, numKeyBlocks), the most a row can keep). The CSR form
+ * of masks.ts (rowStart / keyBlock / blockKind, all blocks full) is built in the launcher after
+ * readback (blockSparseMaskFromRows).
+ *
+ * Vertical-Slash / FlexPrefill: planner_vs_stats (softmax max and sum of each of the last rows) ->
+ * planner_vs_sums (column and diagonal sums per head) -> planner_select (top-k with forced sinks and
+ * local diagonals; FlexPrefill first computes the cover count per head) -> planner_vs_blocks (block
+ * classes from the bitsets). Output on the GPU: the 'vertical-slash' rule's bitsets (columns of all
+ * heads, then diagonals of all heads, keyWords words each), the chosen counts per head, and a dense
+ * class grid per (head, query block, key block): 0 empty, 1 full, 2 partial. The CSR form is built
+ * from the grid in the launcher after readback (verticalSlashMaskFromGrid).
+ *
+ * Memory: the Block-Sparse score scratch holds numHeads * numQueryBlocks * numKeyBlocks floats and
+ * the class grid numHeads * numQueryBlocks * numKeyBlocks words; both must fit one storage binding.
+ */
+import {
+  bindGroup,
+  createEmptyBuffer,
+  createStorageBuffer,
+  createUniformBuffer,
+  readBuffer,
+} from '../gpu/buffers';
+import type { GpuContext } from '../gpu/context';
+import type { RecordDispatches } from '../gpu/timer';
+import { groupSize } from './layout';
+import type { HostPrefillInput, PrefillParams } from './densePrefill';
+import { packPagedPool, pagesFor } from './pagedKv';
+import {
+  BLOCK_FULL,
+  BLOCK_PARTIAL,
+  bitsetWords,
+  blockMaskFromLists,
+  ceilDiv,
+  type BlockMask,
+} from '../methods/reference/masks';
+
+/** The planners read the prefill's q, K pool and page table (layout.ts). */
+export interface PlannerBuffers {
+  q: GPUBuffer;
+  kPool: GPUBuffer;
+  pageTable: GPUBuffer;
+}
+
+/** The prefill's parameters (scale is only read by Vertical-Slash / FlexPrefill). */
+export type PlannerParams = PrefillParams;
+
+const WG = 256;
+const POOL_WG = 64;
+const SUMS_QROWS = 8;
+
+/** A recorded planner: its dispatches, its outputs, and what it allocated (destroy() frees it). */
+export interface GpuPlan<Outputs> {
+  record: RecordDispatches;
+  outputs: Outputs;
+  destroy(): void;
+}
+
+export interface BlockSparsePlanOptions {
+  topChunks: number;
+  blockSize: number;
+}
+
+export interface BlockSparseOutputs {
+  /** u32 rows: rowLength[r] kept key blocks ascending at r * rowStride. */
+  rows: GPUBuffer;
+  rowLength: GPUBuffer;
+  rowStride: number;
+  numQueryBlocks: number;
+  numKeyBlocks: number;
+  /** f32 pooled scores, (head * numQueryBlocks + qb) * numKeyBlocks + kb (causal kb only). */
+  scores: GPUBuffer;
+}
+
+function kvDefines(params: PlannerParams) {
+  const { kv, numKvHeads, headDim } = params;
+  if (kv.numKvHeads !== numKvHeads || kv.headDim !== headDim) {
+    throw new Error('planner: the KV layout does not match the attention shape');
+  }
+  return {
+    HEAD_DIM: headDim,
+    NUM_KV_HEADS: numKvHeads,
+    PAGE_SIZE: kv.pageSize,
+    KV_F16: kv.dtype === 'f16',
+  };
+}
+
+function checkBinding(ctx: GpuContext, bytes: number, what: string): void {
+  if (bytes > ctx.caps.maxStorageBufferBindingSize) {
+    throw new Error(`planner: ${what} needs ${bytes} B, more than one storage binding holds`);
+  }
+}
+
+export function planBlockSparseOnGpu(
+  ctx: GpuContext,
+  params: PlannerParams,
+  buffers: PlannerBuffers,
+  options: BlockSparsePlanOptions,
+): GpuPlan<BlockSparseOutputs> {
+  const { device } = ctx;
+  const { numHeads, numKvHeads, headDim, numQueries, qStart } = params;
+  const b = options.blockSize;
+  if (qStart % b !== 0) throw new Error('block-sparse needs qStart to be a multiple of blockSize');
+  if (options.topChunks < 3) throw new Error('topChunks must be at least 3 (the forced blocks)');
+  const numKeys = qStart + numQueries;
+  const numQueryBlocks = ceilDiv(numQueries, b);
+  const numKeyBlocks = ceilDiv(numKeys, b);
+  const rowStride = Math.min(options.topChunks, numKeyBlocks);
+  const rowCount = numHeads * numQueryBlocks;
+  checkBinding(ctx, rowCount * numKeyBlocks * 4, 'the block score scratch');
+  const defines = kvDefines(params);
+
+  const poolPipeline = ctx.pipelines.get('attention/planner_block_pool', {
+    ...defines,
+    WG: POOL_WG,
+  });
+  const scorePipeline = ctx.pipelines.get('attention/planner_block_score', {
+    HEAD_DIM: headDim,
+    WG,
+  });
+  const selectPipeline = ctx.pipelines.get('attention/planner_select', {
+    WG,
+    BLOCK_MODE: true,
+    COVER: false,
+  });
+  const pooledQ = createEmptyBuffer(device, numHeads * numQueryBlocks * headDim * 4, 'pooled q');
+  const pooledK = createEmptyBuffer(device, numKvHeads * numKeyBlocks * headDim * 4, 'pooled k');
+  const scores = createEmptyBuffer(device, rowCount * numKeyBlocks * 4, 'block scores');
+  const rows = createEmptyBuffer(device, rowCount * rowStride * 4, 'block-sparse rows');
+  const rowLength = createEmptyBuffer(device, rowCount * 4, 'block-sparse row lengths');
+  const poolUniforms = createUniformBuffer(device, [
+    numQueries,
+    numKeys,
+    numHeads,
+    b,
+    numQueryBlocks,
+    numKeyBlocks,
+  ]);
+  const scoreUniforms = createUniformBuffer(device, [
+    numHeads,
+    groupSize(params),
+    numQueryBlocks,
+    numKeyBlocks,
+    qStart / b,
+  ]);
+  const selectUniforms = createUniformBuffer(
+    device,
+    [
+      numKeyBlocks,
+      numKeys,
+      options.topChunks,
+      0,
+      0,
+      0,
+      0,
+      numQueryBlocks,
+      qStart / b,
+      rowStride,
+      0,
+      0,
+      0,
+    ],
+    [12],
+  );
+  const poolGroup = bindGroup(device, poolPipeline, [
+    poolUniforms,
+    buffers.q,
+    buffers.kPool,
+    buffers.pageTable,
+    pooledQ,
+    pooledK,
+  ]);
+  const scoreGroup = bindGroup(device, scorePipeline, [scoreUniforms, pooledQ, pooledK, scores]);
+  const selectGroup = bindGroup(device, selectPipeline, [selectUniforms, scores, rows, rowLength]);
+  const record: RecordDispatches = (pass) => {
+    pass.setPipeline(poolPipeline);
+    pass.setBindGroup(0, poolGroup);
+    pass.dispatchWorkgroups(
+      ceilDiv(headDim, POOL_WG),
+      Math.max(numQueryBlocks, numKeyBlocks),
+      numHeads + numKvHeads,
+    );
+    pass.setPipeline(scorePipeline);
+    pass.setBindGroup(0, scoreGroup);
+    pass.dispatchWorkgroups(ceilDiv(numKeyBlocks, WG), numQueryBlocks, numHeads);
+    pass.setPipeline(selectPipeline);
+    pass.setBindGroup(0, selectGroup);
+    pass.dispatchWorkgroups(numQueryBlocks, numHeads);
+  };
+  const owned = [pooledQ, pooledK, scores, rows, rowLength, poolUniforms, scoreUniforms];
+  owned.push(selectUniforms);
+  return {
+    record,
+    outputs: { rows, rowLength, rowStride, numQueryBlocks, numKeyBlocks, scores },
+    destroy: () => owned.forEach((buffer) => buffer.destroy()),
+  };
+}
+
+/** The CSR BlockMask (masks.ts, rule 'none', all blocks full) from the fixed-stride rows. */
+export function blockSparseMaskFromRows(
+  shape: { numHeads: number; numQueries: number; qStart: number },
+  blockSize: number,
+  rows: Uint32Array,
+  rowLength: Uint32Array,
+  rowStride: number,
+): BlockMask {
+  const numQueryBlocks = ceilDiv(shape.numQueries, blockSize);
+  return blockMaskFromLists({ ...shape, blockQ: blockSize, blockK: blockSize }, (h, qb) => {
+    const r = h * numQueryBlocks + qb;
+    return Array.from(rows.subarray(r * rowStride, r * rowStride + rowLength[r]));
+  });
+}
+
+export interface VerticalSlashPlanOptions {
+  lastQ: number;
+  verticalSize: number;
+  slashSize: number;
+  sinkColumns?: number;
+  localDiagonals?: number;
+  blockQ?: number;
+  blockK?: number;
+}
+
+export interface FlexPrefillPlanOptions {
+  mode: 'flexprefill';
+  alpha: number;
+  minBudget: number;
+  /** Number of last queries of the estimation (the reference's approximationSize). */
+  approximation: number;
+  sinkColumns?: number;
+  localDiagonals?: number;
+  blockQ?: number;
+  blockK?: number;
+}
+
+export interface VerticalSlashOutputs {
+  /** u32: column bitsets of every head, then diagonal bitsets of every head, keyWords each. */
+  bits: GPUBuffer;
+  keyWords: number;
+  /** u32 per head: vertical counts, then slash counts (FlexPrefill's adaptive ones). */
+  sizes: GPUBuffer;
+  /** u32 per (head, query block, key block): 0 empty, 1 full, 2 partial. */
+  classes: GPUBuffer;
+  numQueryBlocks: number;
+  numKeyBlocks: number;
+  blockQ: number;
+  blockK: number;
+  /** f32 column sums of every head, then diagonal sums, numKeys each. */
+  scores: GPUBuffer;
+}
+
+export function planVerticalSlashOnGpu(
+  ctx: GpuContext,
+  params: PlannerParams,
+  buffers: PlannerBuffers,
+  options: VerticalSlashPlanOptions | FlexPrefillPlanOptions,
+): GpuPlan<VerticalSlashOutputs> {
+  const { device } = ctx;
+  const { numHeads, numQueries, qStart, scale } = params;
+  const flex = 'mode' in options;
+  const sinkColumns = options.sinkColumns ?? 4;
+  const localDiagonals = options.localDiagonals ?? 64;
+  const blockQ = options.blockQ ?? 64;
+  const blockK = options.blockK ?? 64;
+  if (blockK % 32 !== 0) throw new Error('vertical-slash planner: blockK must be a multiple of 32');
+  const numKeys = qStart + numQueries;
+  const rows = Math.min(flex ? options.approximation : options.lastQ, numQueries);
+  if (rows < 1) throw new Error('vertical-slash planner: no query to estimate with');
+  const keyWords = bitsetWords(numKeys);
+  const numQueryBlocks = ceilDiv(numQueries, blockQ);
+  const numKeyBlocks = ceilDiv(numKeys, blockK);
+  checkBinding(ctx, numHeads * numQueryBlocks * numKeyBlocks * 4, 'the block class grid');
+  const defines = kvDefines(params);
+
+  const statsPipeline = ctx.pipelines.get('attention/planner_vs_stats', { ...defines, WG });
+  const sumsPipeline = ctx.pipelines.get('attention/planner_vs_sums', {
+    ...defines,
+    WG,
+    QROWS: SUMS_QROWS,
+  });
+  const selectPipeline = ctx.pipelines.get('attention/planner_select', {
+    WG,
+    BLOCK_MODE: false,
+    COVER: flex,
+  });
+  const blocksPipeline = ctx.pipelines.get('attention/planner_vs_blocks', { WG: 64 });
+  const stats = createEmptyBuffer(device, numHeads * rows * 2 * 4, 'vs softmax stats');
+  const scores = createEmptyBuffer(device, 2 * numHeads * numKeys * 4, 'vs scores');
+  const bits = createEmptyBuffer(device, 2 * numHeads * keyWords * 4, 'vs bitsets');
+  const sizes = createEmptyBuffer(device, 2 * numHeads * 4, 'vs sizes');
+  const classes = createEmptyBuffer(
+    device,
+    numHeads * numQueryBlocks * numKeyBlocks * 4,
+    'vs block classes',
+  );
+  const estimateValues = [numQueries, qStart, numHeads, groupSize(params), rows, scale, numKeys];
+  const statsUniforms = createUniformBuffer(device, estimateValues, [5]);
+  const sumsUniforms = createUniformBuffer(device, estimateValues, [5]);
+  const selectUniforms = createUniformBuffer(
+    device,
+    [
+      numKeys,
+      numKeys,
+      flex ? 0 : options.verticalSize,
+      flex ? 0 : options.slashSize,
+      numHeads,
+      sinkColumns,
+      localDiagonals,
+      0,
+      0,
+      keyWords,
+      flex ? options.minBudget : 0,
+      rows,
+      flex ? options.alpha : 0,
+    ],
+    [12],
+  );
+  const blocksUniforms = createUniformBuffer(device, [
+    numQueries,
+    qStart,
+    numHeads,
+    keyWords,
+    blockQ,
+    blockK,
+    numQueryBlocks,
+    numKeyBlocks,
+  ]);
+  const kvBuffers = [buffers.q, buffers.kPool, buffers.pageTable];
+  const statsGroup = bindGroup(device, statsPipeline, [statsUniforms, ...kvBuffers, stats]);
+  const sumsGroup = bindGroup(device, sumsPipeline, [sumsUniforms, ...kvBuffers, stats, scores]);
+  const selectGroup = bindGroup(device, selectPipeline, [selectUniforms, scores, bits, sizes]);
+  const blocksGroup = bindGroup(device, blocksPipeline, [blocksUniforms, bits, classes]);
+  const record: RecordDispatches = (pass) => {
+    pass.setPipeline(statsPipeline);
+    pass.setBindGroup(0, statsGroup);
+    pass.dispatchWorkgroups(rows, numHeads);
+    pass.setPipeline(sumsPipeline);
+    pass.setBindGroup(0, sumsGroup);
+    pass.dispatchWorkgroups(ceilDiv(numKeys, WG), 2, numHeads);
+    pass.setPipeline(selectPipeline);
+    pass.setBindGroup(0, selectGroup);
+    pass.dispatchWorkgroups(numHeads, 2);
+    pass.setPipeline(blocksPipeline);
+    pass.setBindGroup(0, blocksGroup);
+    pass.dispatchWorkgroups(ceilDiv(numKeyBlocks, 64), numQueryBlocks, numHeads);
+  };
+  const owned = [stats, scores, bits, sizes, classes, statsUniforms, sumsUniforms];
+  owned.push(selectUniforms, blocksUniforms);
+  return {
+    record,
+    outputs: {
+      bits,
+      keyWords,
+      sizes,
+      classes,
+      numQueryBlocks,
+      numKeyBlocks,
+      blockQ,
+      blockK,
+      scores,
+    },
+    destroy: () => owned.forEach((buffer) => buffer.destroy()),
+  };
+}
+
+/** The CSR BlockMask (masks.ts, rule 'vertical-slash') from the bitsets and the class grid. */
+export function verticalSlashMaskFromGrid(
+  shape: { numHeads: number; numQueries: number; qStart: number },
+  blockQ: number,
+  blockK: number,
+  bits: Uint32Array,
+  classes: Uint32Array,
+): BlockMask {
+  const { numHeads, numQueries, qStart } = shape;
+  const numKeys = qStart + numQueries;
+  const keyWords = bitsetWords(numKeys);
+  const numQueryBlocks = ceilDiv(numQueries, blockQ);
+  const numKeyBlocks = ceilDiv(numKeys, blockK);
+  const rowStart = new Uint32Array(numHeads * numQueryBlocks + 1);
+  const keyBlocks: number[] = [];
+  const kinds: number[] = [];
+  for (let r = 0; r < numHeads * numQueryBlocks; r++) {
+    for (let kb = 0; kb < numKeyBlocks; kb++) {
+      const kind = classes[r * numKeyBlocks + kb];
+      if (kind === 0) continue;
+      keyBlocks.push(kb);
+      kinds.push(kind === 1 ? BLOCK_FULL : BLOCK_PARTIAL);
+    }
+    rowStart[r + 1] = keyBlocks.length;
+  }
+  return {
+    numHeads,
+    numQueries,
+    qStart,
+    blockQ,
+    blockK,
+    numKeys,
+    numQueryBlocks,
+    numKeyBlocks,
+    rowStart,
+    keyBlock: Uint32Array.from(keyBlocks),
+    blockKind: Uint32Array.from(kinds),
+    rule: {
+      kind: 'vertical-slash',
+      keyWords,
+      columns: bits.slice(0, numHeads * keyWords),
+      diagonals: bits.slice(numHeads * keyWords, 2 * numHeads * keyWords),
+    },
+  };
+}
+
+/** Input of the host helpers: the prefill's host input (V is not read). */
+export type HostPlannerInput = Omit<HostPrefillInput, 'v'>;
+
+function uploadInputs(ctx: GpuContext, input: HostPlannerInput): PlannerBuffers {
+  const { device } = ctx;
+  const kvLen = input.qStart + input.numQueries;
+  const pageTable =
+    input.pageTable ??
+    Uint32Array.from({ length: pagesFor(kvLen, input.kv.pageSize) }, (_, i) => i);
+  return {
+    q: createStorageBuffer(device, input.q, 'planner q'),
+    kPool: createStorageBuffer(device, packPagedPool(input.k, kvLen, input.kv, pageTable).data),
+    pageTable: createStorageBuffer(device, pageTable, 'planner page table'),
+  };
+}
+
+function submit(ctx: GpuContext, record: RecordDispatches): void {
+  const encoder = ctx.device.createCommandEncoder();
+  const pass = encoder.beginComputePass();
+  record(pass);
+  pass.end();
+  ctx.device.queue.submit([encoder.finish()]);
+}
+
+async function readU32(ctx: GpuContext, buffer: GPUBuffer, count: number): Promise<Uint32Array> {
+  return new Uint32Array(await readBuffer(ctx.device, buffer, Math.max(4, count * 4)), 0, count);
+}
+
+export interface BlockSparseHostResult {
+  mask: BlockMask;
+  /** blocks[h][qb]: kept key blocks ascending (as the reference's `blocks`). */
+  blocks: number[][][];
+}
+
+/** Uploads q and K, runs the Block-Sparse planner, reads the rows back and builds the CSR mask. */
+export async function planBlockSparseOnHost(
+  ctx: GpuContext,
+  input: HostPlannerInput,
+  options: BlockSparsePlanOptions,
+): Promise<BlockSparseHostResult> {
+  const buffers = uploadInputs(ctx, input);
+  const plan = planBlockSparseOnGpu(ctx, input, buffers, options);
+  try {
+    submit(ctx, plan.record);
+    const { rowStride, numQueryBlocks } = plan.outputs;
+    const rowCount = input.numHeads * numQueryBlocks;
+    const rows = await readU32(ctx, plan.outputs.rows, rowCount * rowStride);
+    const rowLength = await readU32(ctx, plan.outputs.rowLength, rowCount);
+    const mask = blockSparseMaskFromRows(input, options.blockSize, rows, rowLength, rowStride);
+    const blocks = Array.from({ length: input.numHeads }, (_, h) =>
+      Array.from({ length: numQueryBlocks }, (_, qb) => {
+        const r = h * numQueryBlocks + qb;
+        return Array.from(rows.subarray(r * rowStride, r * rowStride + rowLength[r]));
+      }),
+    );
+    return { mask, blocks };
+  } finally {
+    plan.destroy();
+    for (const buffer of Object.values(buffers)) buffer.destroy();
+  }
+}
+
+export interface VerticalSlashHostResult {
+  mask: BlockMask;
+  /** Kept key columns and diagonal offsets per head, ascending (as the reference's). */
+  columns: number[][];
+  diagonals: number[][];
+  verticalSizes: number[];
+  slashSizes: number[];
+}
+
+function bitsetIndices(bits: Uint32Array, offset: number, count: number): number[] {
+  const out: number[] = [];
+  for (let j = 0; j < count; j++) {
+    if ((bits[offset + (j >>> 5)] >>> (j & 31)) & 1) out.push(j);
+  }
+  return out;
+}
+
+/** Uploads q and K, runs the Vertical-Slash / FlexPrefill planner and builds the CSR mask. */
+export async function planVerticalSlashOnHost(
+  ctx: GpuContext,
+  input: HostPlannerInput,
+  options: VerticalSlashPlanOptions | FlexPrefillPlanOptions,
+): Promise<VerticalSlashHostResult> {
+  const buffers = uploadInputs(ctx, input);
+  const plan = planVerticalSlashOnGpu(ctx, input, buffers, options);
+  try {
+    submit(ctx, plan.record);
+    const { keyWords, numQueryBlocks, numKeyBlocks, blockQ, blockK } = plan.outputs;
+    const { numHeads } = input;
+    const bits = await readU32(ctx, plan.outputs.bits, 2 * numHeads * keyWords);
+    const sizes = await readU32(ctx, plan.outputs.sizes, 2 * numHeads);
+    const classes = await readU32(
+      ctx,
+      plan.outputs.classes,
+      numHeads * numQueryBlocks * numKeyBlocks,
+    );
+    const numKeys = input.qStart + input.numQueries;
+    const mask = verticalSlashMaskFromGrid(input, blockQ, blockK, bits, classes);
+    const heads = Array.from({ length: numHeads }, (_, h) => h);
+    return {
+      mask,
+      columns: heads.map((h) => bitsetIndices(bits, h * keyWords, numKeys)),
+      diagonals: heads.map((h) => bitsetIndices(bits, (numHeads + h) * keyWords, numKeys)),
+      verticalSizes: Array.from(sizes.subarray(0, numHeads)),
+      slashSizes: Array.from(sizes.subarray(numHeads, 2 * numHeads)),
+    };
+  } finally {
+    plan.destroy();
+    for (const buffer of Object.values(buffers)) buffer.destroy();
+  }
+}
