@@ -1,0 +1,105 @@
+/** BLASST: block skipping inside the online-softmax loop, by a threshold on the block max. */
+import { blasst, BLASST_DEFAULTS, type BlasstOrder } from './reference/blasst';
+import { measuredSparsity } from './reference/masks';
+import {
+  blockUnits,
+  checkSparsity,
+  MAX_SPARSITY,
+  meanOf,
+  numberParam,
+  resolveParams,
+  stringParam,
+  type ParamSpec,
+  type SparseMethod,
+} from './types';
+
+/** lambda spans 10^-BLASST_LOG_RANGE .. 1 over s in (0, 0.95]. */
+export const BLASST_LOG_RANGE = 6;
+
+/**
+ * The documented monotone mapping: lambda = 0 (skip nothing) at s = 0, else
+ * 10^(-6 (1 - s / 0.95)), rising from 1e-6 to 1 (skip every block whose max is below the running
+ * max) at s = 0.95. The sparsity reached depends on the data.
+ */
+export function lambdaForSparsity(s: number): number {
+  return s <= 0 ? 0 : 10 ** (-BLASST_LOG_RANGE * (1 - s / MAX_SPARSITY));
+}
+
+/** Our default threshold (the paper fits lambda = a / L per model, see lambdaForLength). */
+export const BLASST_DEFAULT_LAMBDA = 1e-3;
+
+const params: readonly ParamSpec[] = [
+  {
+    key: 'lambda',
+    label: 'Threshold lambda',
+    kind: 'float',
+    min: 0,
+    max: 1,
+    step: 1e-4,
+    default: BLASST_DEFAULT_LAMBDA,
+    description:
+      'Skip a key block for a row when exp(m_blk - m) < lambda. The paper calibrates ' +
+      'lambda = a / L per model; 1e-3 is our default, not the paper\u2019s.',
+    sparsityKnob: 'increasing',
+  },
+  {
+    key: 'block',
+    label: 'Block size',
+    kind: 'choice',
+    options: [16, 32, 64],
+    default: BLASST_DEFAULTS.blockK,
+    description: 'Query rows per row group (prefill) and keys per key block.',
+  },
+  {
+    key: 'order',
+    label: 'Visit order',
+    kind: 'choice',
+    options: ['natural', 'sink-recent-first'],
+    default: BLASST_DEFAULTS.order,
+    description:
+      'natural: ascending key blocks; sink-recent-first: the diagonal block and block 0 first, ' +
+      'so the running max is high early and more blocks are skipped.',
+  },
+];
+
+export const blasstMethod: SparseMethod = {
+  name: 'blasst',
+  label: 'BLASST',
+  description:
+    'No selection ahead of time: inside the online-softmax loop, a key block is skipped (no exp, ' +
+    'no row sum, no V load, no P.V) when every row of the group has exp(m_blk - m) < lambda. ' +
+    'The decision is uniform over the rows of a workgroup. Decode uses one row per head.',
+  citation:
+    'BLASST: Dynamic BLocked Attention Sparsity via Softmax Thresholding (arXiv 2512.12087, 2025)',
+  phases: ['prefill', 'decode'],
+  params,
+  sparsityMapping:
+    'Monotone threshold: lambda = 0 at s = 0, else 10^(-6 (1 - s / 0.95)) (1e-6 .. 1); the ' +
+    'sparsity reached depends on the data.',
+  paramsForSparsity(s) {
+    checkSparsity(s);
+    return resolveParams(params, { lambda: lambdaForSparsity(s) });
+  },
+  reference(input, p) {
+    const resolved = resolveParams(params, p);
+    const block = numberParam(resolved, 'block');
+    const result = blasst(input, {
+      lambda: numberParam(resolved, 'lambda'),
+      order: stringParam(resolved, 'order') as BlasstOrder,
+      blockQ: input.numQueries === 1 ? 1 : block,
+      blockK: block,
+    });
+    return {
+      output: result.out,
+      kept: { kind: 'blocks', mask: result.mask },
+      mask: result.mask,
+      measuredSparsity: measuredSparsity(result.mask),
+      recall: meanOf(result.recall),
+      units: blockUnits(result.mask),
+    };
+  },
+  planner: 'none',
+  runUnavailable:
+    'No BLASST kernel yet: the skip decision belongs inside the online-softmax loop of the ' +
+    'prefill/decode kernels; only the CPU reference runs.',
+};

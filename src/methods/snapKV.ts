@@ -1,0 +1,141 @@
+/** SnapKV (decode): evict once after prefill, keeping the tokens the last prompt queries attend. */
+import type { ReferenceInput } from '../kernels/attention.reference';
+import { numKeysOf } from './reference/masks';
+import {
+  compactedDecode,
+  snapKV,
+  SNAPKV_DEFAULTS,
+  type KvSelection,
+  type SnapKVParams,
+} from './reference/snapKV';
+import {
+  checkSparsity,
+  meanOf,
+  numberParam,
+  requireDecode,
+  resolveParams,
+  shapeLength,
+  type MethodInput,
+  type MethodParams,
+  type MethodReference,
+  type ParamSpec,
+  type SparseMethod,
+} from './types';
+
+const D = SNAPKV_DEFAULTS;
+
+const int = (max = 1 << 24, min = 0) => ({ kind: 'int' as const, min, max, step: 1 });
+
+export const snapKVParamSpecs: readonly ParamSpec[] = [
+  {
+    key: 'capacity',
+    label: 'Capacity',
+    ...int(1 << 24, 1),
+    default: D.capacity,
+    description:
+      'Prompt tokens kept per KV head (Ada-SnapKV: on average): the budget knob. Must cover ' +
+      'localWindow + prefixTokens (clamped to the prompt length).',
+    sparsityKnob: 'decreasing',
+  },
+  {
+    key: 'window',
+    label: 'Observation window',
+    ...int(1 << 24, 1),
+    default: D.window,
+    description: 'Last prompt queries whose softmax scores the keys.',
+  },
+  {
+    key: 'poolKernel',
+    label: 'Pooling kernel',
+    ...int(255, 1),
+    step: 2,
+    default: D.poolKernel,
+    description: '1-D average pooling width (odd) smoothing the scores.',
+  },
+  {
+    key: 'localWindow',
+    label: 'Recent tokens kept',
+    ...int(),
+    default: D.localWindow,
+    description: 'Last prompt tokens always kept.',
+  },
+  {
+    key: 'prefixTokens',
+    label: 'Prefix tokens kept',
+    ...int(),
+    default: D.prefixTokens,
+    description: 'First prompt tokens always kept.',
+  },
+];
+
+export function snapKVTyped(p: MethodParams): SnapKVParams {
+  return {
+    capacity: numberParam(p, 'capacity'),
+    window: numberParam(p, 'window'),
+    poolKernel: numberParam(p, 'poolKernel'),
+    localWindow: numberParam(p, 'localWindow'),
+    prefixTokens: numberParam(p, 'prefixTokens'),
+  };
+}
+
+/** capacity = (1 - s) * length, at least the forced tokens. */
+export function capacityForSparsity(s: number, length: number): number {
+  const forced = D.localWindow + D.prefixTokens;
+  return Math.max(forced, Math.round((1 - s) * length));
+}
+
+/**
+ * Select on the observation (the prompt; the decode input itself when absent), then one decode
+ * query against the compacted cache: prompt tokens where kept, later tokens always.
+ */
+export function evictionReference(
+  input: MethodInput,
+  select: (observation: ReferenceInput) => KvSelection,
+): MethodReference {
+  requireDecode(input, 'KV eviction');
+  const observation = input.observation ?? input;
+  const promptLength = numKeysOf(observation);
+  const numKeys = numKeysOf(input);
+  if (promptLength > numKeys) throw new Error('the observation is longer than the decode cache');
+  const { kept } = select(observation);
+  const result = compactedDecode(input, kept, promptLength);
+  const touched = kept.reduce((n, list) => n + list.length + (numKeys - promptLength), 0);
+  return {
+    output: result.out,
+    kept: { kind: 'tokens', perKvHead: kept },
+    mask: result.mask,
+    measuredSparsity: result.sparsity,
+    recall: meanOf(result.recall),
+    units: { unit: 'token', touched, total: numKeys * input.numKvHeads },
+  };
+}
+
+export const EVICTION_NO_KERNEL =
+  'No GPU path yet: the scoring pass and the compacted KV cache are not implemented as kernels; ' +
+  'only the CPU reference runs.';
+
+export const snapKVMethod: SparseMethod = {
+  name: 'snapkv',
+  label: 'SnapKV',
+  description:
+    'KV-cache eviction once after prefill: the last prompt queries\u2019 softmax, averaged over ' +
+    'the GQA group and summed over the window, smoothed by average pooling; each KV head keeps ' +
+    'its top `capacity` tokens (the last 128 and first 4 always). Decode reads only those.',
+  citation:
+    'Li et al., SnapKV: LLM Knows What You are Looking for Before Generation (NeurIPS 2024)',
+  phases: ['decode'],
+  params: snapKVParamSpecs,
+  sparsityMapping:
+    'Nominal: capacity = (1 - s) * length, at least localWindow + prefixTokens (132), so short ' +
+    'caches stay dense.',
+  paramsForSparsity(s, shape) {
+    checkSparsity(s);
+    return resolveParams(snapKVParamSpecs, {
+      capacity: capacityForSparsity(s, shapeLength(shape)),
+    });
+  },
+  reference: (input, p) =>
+    evictionReference(input, (obs) => snapKV(obs, snapKVTyped(resolveParams(snapKVParamSpecs, p)))),
+  planner: 'cpu',
+  runUnavailable: EVICTION_NO_KERNEL,
+};
