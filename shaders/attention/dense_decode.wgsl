@@ -27,6 +27,10 @@ struct Params {
   tokens_per_split: u32,
   num_splits: u32,
   q_scale: f32,
+#if BLASST
+  log2_lambda: f32, // BLASST threshold in the log2 domain; -3.4e38 for lambda = 0 (keep all)
+  order: u32, // 0 natural, 1 sink-and-most-recent-first
+#endif
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -41,6 +45,16 @@ struct Params {
 // Sparse variant (Quest): token t is slot t % PAGE_SIZE of logical page
 // page_list[kv_head][t / PAGE_SIZE]; params.kv_len counts the listed tokens, not the cache's.
 @group(0) @binding(7) var<storage, read> page_list: array<u32>;
+#endif
+#if BLASST
+// BLASST (src/methods/reference/blasst.ts) over blocks of ROWS * UNROLL tokens, one split per KV
+// head (the launcher sets num_splits = 1, so the running max is the whole walk's). Per block the K
+// half is loaded and scored; each query head g of the group votes skip when it sees no token of the
+// block or m_blk - m < log2(lambda), m the workgroup's running max of head g over the kept blocks
+// (nothing seen yet votes keep). The block is skipped, V never loaded, only when all GROUP heads
+// vote skip: the decision is per KV head, uniform over the GQA group. counts is
+// [kv_head][skipped, kept]. Not combined with PAGE_LIST.
+@group(0) @binding(7) var<storage, read_write> counts: array<u32>;
 #endif
 
 #if KV_F16
@@ -145,6 +159,133 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
   }
 
+#if BLASST
+  var wg_m: array<f32, GROUP>;
+  #unroll
+  for (var g = 0u; g < GROUP; g++) {
+    wg_m[g] = NEG_BIG;
+  }
+  var skipped = 0u;
+  var kept = 0u;
+  let num_blocks = (end - begin + ROWS * UNROLL - 1u) / (ROWS * UNROLL);
+  for (var b = 0u; b < num_blocks; b++) {
+    // Sink-and-most-recent-first: the last block, then block 0, then the rest ascending.
+    let block = select(b, select(b - 1u, num_blocks - 1u, b == 0u), params.order == 1u);
+    let t0 = begin + block * ROWS * UNROLL;
+    var k_raw: array<vec4<u32>, UNROLL * VECS_PER_LANE>;
+    #unroll
+    for (var r = 0u; r < UNROLL; r++) {
+      let t = min(t0 + r * ROWS + row, end - 1u);
+      let word = kv_row_word(physical_page(kv_head, t), kv_head, t % PAGE_SIZE);
+      #unroll
+      for (var c = 0u; c < VECS_PER_LANE; c++) {
+        k_raw[r * VECS_PER_LANE + c] = k_pool[word / 4u + lane_vec(c, lane)];
+      }
+    }
+
+    var partial = array<f32, UNROLL * GROUP>();
+    #unroll
+    for (var r = 0u; r < UNROLL; r++) {
+      #unroll
+      for (var c = 0u; c < VECS_PER_LANE; c++) {
+        let k = unpack_vec(k_raw[r * VECS_PER_LANE + c]);
+        #unroll
+        for (var g = 0u; g < GROUP; g++) {
+          #unroll
+          for (var u = 0u; u < UNITS_PER_VEC; u++) {
+            partial[r * GROUP + g] += dot(q[g * UNITS + c * UNITS_PER_VEC + u], k[u]);
+          }
+        }
+      }
+    }
+    let scores = row_sum(partial, lid, row);
+
+    // The block max per head: this row's tokens, then all rows through row_ml.
+    var own_max: array<f32, GROUP>;
+    #unroll
+    for (var g = 0u; g < GROUP; g++) {
+      own_max[g] = NEG_BIG;
+    }
+    #unroll
+    for (var r = 0u; r < UNROLL; r++) {
+      let valid = t0 + r * ROWS + row < end;
+      #unroll
+      for (var g = 0u; g < GROUP; g++) {
+        own_max[g] = select(own_max[g], max(own_max[g], scores[r * GROUP + g]), valid);
+      }
+    }
+    if (lane == 0u) {
+      #unroll
+      for (var g = 0u; g < GROUP; g++) {
+        row_ml[row][g] = vec2(own_max[g], 0.0);
+      }
+    }
+    workgroupBarrier();
+    var keep = false;
+    var block_max: array<f32, GROUP>;
+    #unroll
+    for (var g = 0u; g < GROUP; g++) {
+      var bm = NEG_BIG;
+      #unroll
+      for (var rr = 0u; rr < ROWS; rr++) {
+        bm = max(bm, row_ml[rr][g].x);
+      }
+      block_max[g] = bm;
+      let above = wg_m[g] == NEG_BIG || bm - wg_m[g] >= params.log2_lambda;
+      keep = keep || (bm > NEG_BIG && above);
+    }
+    workgroupBarrier(); // row_ml is rewritten by the next block
+    // keep is the same in every invocation, but not provably uniform: no barrier below.
+    if (!keep) {
+      skipped += 1u;
+    } else {
+      kept += 1u;
+      #unroll
+      for (var g = 0u; g < GROUP; g++) {
+        wg_m[g] = max(wg_m[g], block_max[g]);
+      }
+      var v_raw: array<vec4<u32>, UNROLL * VECS_PER_LANE>;
+      #unroll
+      for (var r = 0u; r < UNROLL; r++) {
+        let t = min(t0 + r * ROWS + row, end - 1u);
+        let word = kv_row_word(physical_page(kv_head, t), kv_head, t % PAGE_SIZE);
+        #unroll
+        for (var c = 0u; c < VECS_PER_LANE; c++) {
+          v_raw[r * VECS_PER_LANE + c] = v_pool[word / 4u + lane_vec(c, lane)];
+        }
+      }
+
+      for (var r = 0u; r < UNROLL; r++) {
+        if (t0 + r * ROWS + row >= end) {
+          continue;
+        }
+        #unroll
+        for (var g = 0u; g < GROUP; g++) {
+          let s = scores[r * GROUP + g];
+          let e = exp2(-abs(s - m[g]));
+          let raises = s > m[g];
+          let alpha = select(1.0, e, raises);
+          let p = select(e, 1.0, raises);
+          m[g] = max(m[g], s);
+          l[g] = l[g] * alpha + p;
+          #unroll
+          for (var c = 0u; c < VECS_PER_LANE; c++) {
+            let v = unpack_vec(v_raw[r * VECS_PER_LANE + c]);
+            #unroll
+            for (var u = 0u; u < UNITS_PER_VEC; u++) {
+              let i = g * UNITS + c * UNITS_PER_VEC + u;
+              acc[i] = acc[i] * alpha + p * v[u];
+            }
+          }
+        }
+      }
+    }
+  }
+  if (lid == 0u) {
+    counts[kv_head * 2u] = skipped;
+    counts[kv_head * 2u + 1u] = kept;
+  }
+#else
   for (var t0 = begin; t0 < end; t0 += ROWS * UNROLL) {
     var k_raw: array<vec4<u32>, UNROLL * VECS_PER_LANE>;
     var v_raw: array<vec4<u32>, UNROLL * VECS_PER_LANE>;
@@ -204,6 +345,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       }
     }
   }
+
+#endif
 
   // Merge the rows: rescale each to the workgroup's max, then sum in workgroup memory.
   if (lane == 0u) {

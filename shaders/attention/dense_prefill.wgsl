@@ -33,7 +33,7 @@ enable subgroups;
 #include "common/paged_kv"
 
 // Defines from the launcher: HEAD_DIM, NUM_KV_HEADS, PAGE_SIZE, KV_F16, SUBGROUPS, LANES,
-// ROWS_PER_THREAD, ROW_GROUPS, KEYS_PER_TILE, KEYS_PER_CHUNK. The head counts are uniforms rather than defines: they only enter addresses, once per invocation,
+// ROWS_PER_THREAD, ROW_GROUPS, KEYS_PER_TILE, KEYS_PER_CHUNK, BLASST (optional). The head counts are uniforms rather than defines: they only enter addresses, once per invocation,
 // and models (and tests) with different GQA shapes then share one pipeline.
 struct Params {
   num_queries: u32,
@@ -41,6 +41,10 @@ struct Params {
   q_scale: f32, // scale * log2(e)
   num_heads: u32,
   group_size: u32, // query heads per KV head
+#if BLASST
+  log2_lambda: f32, // BLASST threshold in the log2 domain; -3.4e38 for lambda = 0 (keep all)
+  order: u32, // 0 natural, 1 sink-and-most-recent-first
+#endif
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -54,6 +58,10 @@ struct Params {
 #endif
 @group(0) @binding(4) var<storage, read> page_table: array<u32>;
 @group(0) @binding(5) var<storage, read_write> out: array<vec4<f32>>;
+#if BLASST
+// [head][query tile][skipped, kept], query tile t holding queries t * QUERY_TILE ...
+@group(0) @binding(6) var<storage, read_write> counts: array<u32>;
+#endif
 
 #include "common/prefill_tiles"
 
@@ -174,6 +182,101 @@ fn attend_chunk(tile_key: u32, first_key: u32, row_pos: u32, lane: u32, masked: 
   }
 }
 
+#if BLASST
+// BLASST (block skipping in the online-softmax loop, src/methods/reference/blasst.ts): a KV tile
+// is one block. Its K half is loaded and scored first (each row's block max m_blk); every row votes
+// skip when it sees no key of the tile or m_blk - m < log2(lambda) with m its running max (a row
+// that has seen nothing yet votes keep; rows past num_queries vote skip). Only when some row votes
+// keep does the workgroup load the V half and run attend_chunk (which scores the tile again).
+var<workgroup> keep_votes: atomic<u32>;
+var<workgroup> keep_flag: u32;
+
+// Copies the K (is_v false) or V half of keys [first_key, first_key + KEYS_PER_TILE) into k_tile
+// or v_tile, as load_kv_tile does for both.
+fn load_tile_half(first_key: u32, kv_len: u32, kv_head: u32, thread: u32, is_v: bool) {
+#if KV_F16
+  const POOL_VEC4S = DIM_VEC4S / 2;
+#else
+  const POOL_VEC4S = DIM_VEC4S;
+#endif
+  for (var i = thread; i < KEYS_PER_TILE * POOL_VEC4S; i += THREADS) {
+    let key = i / POOL_VEC4S;
+    let column = i % POOL_VEC4S;
+    let token = first_key + key;
+    let present = token < kv_len;
+    var word = 0u;
+    if (present) {
+      word = kv_row_word(page_table[token / PAGE_SIZE], kv_head, token % PAGE_SIZE) / 4u + column;
+    }
+#if KV_F16
+    var raw = vec4(0u);
+    if (present) {
+      raw = select(k_pool[word], v_pool[word], is_v);
+    }
+    let lo = vec4(unpack2x16float(raw.x), unpack2x16float(raw.y));
+    let hi = vec4(unpack2x16float(raw.z), unpack2x16float(raw.w));
+    let c0 = 2u * column;
+    let c1 = 2u * column + 1u;
+    if (is_v) {
+      v_tile[key][c0 / LANES][c0 % LANES] = lo;
+      v_tile[key][c1 / LANES][c1 % LANES] = hi;
+    } else {
+      k_tile[key][c0 / LANES][c0 % LANES] = lo;
+      k_tile[key][c1 / LANES][c1 % LANES] = hi;
+    }
+#else
+    var x = vec4(0.0);
+    if (present) {
+      x = select(k_pool[word], v_pool[word], is_v);
+    }
+    if (is_v) {
+      v_tile[key][column / LANES][column % LANES] = x;
+    } else {
+      k_tile[key][column / LANES][column % LANES] = x;
+    }
+#endif
+  }
+}
+
+// Each row's max of its (causal) scores over tile keys [tile_key, tile_key + KEYS_PER_CHUNK);
+// NEG_BIG when the row sees none of them.
+fn chunk_row_max(
+  tile_key: u32,
+  first_key: u32,
+  row_pos: u32,
+  lane: u32,
+  masked: bool,
+) -> array<f32, ROWS_PER_THREAD> {
+  var result: array<f32, ROWS_PER_THREAD>;
+  #unroll
+  for (var r = 0u; r < ROWS_PER_THREAD; r++) {
+    result[r] = NEG_BIG;
+  }
+  #unroll
+  for (var c = 0u; c < KEYS_PER_CHUNK; c++) {
+    var dots = array<f32, ROWS_PER_THREAD>();
+    #unroll
+    for (var j = 0u; j < LANE_VEC4S; j++) {
+      let k = k_tile[tile_key + c][j][lane];
+      #unroll
+      for (var r = 0u; r < ROWS_PER_THREAD; r++) {
+        let q = q_rows[r][j];
+        dots[r] = fma(q.x, k.x, fma(q.y, k.y, fma(q.z, k.z, fma(q.w, k.w, dots[r]))));
+      }
+    }
+    #unroll
+    for (var r = 0u; r < ROWS_PER_THREAD; r++) {
+      var score = lane_sum(dots[r]);
+      if (masked) {
+        score = select(score, NEG_BIG, first_key + c > row_pos + r);
+      }
+      result[r] = max(result[r], score);
+    }
+  }
+  return result;
+}
+#endif
+
 @compute @workgroup_size(THREADS)
 fn main(
   @builtin(workgroup_id) workgroup: vec3<u32>,
@@ -207,6 +310,69 @@ fn main(
   // Keys every row of the tile sees, and the last key any row of it sees.
   let unmasked_keys = params.q_start + first_query + 1u;
   let last_key = min(params.q_start + first_query + QUERY_TILE, kv_len) - 1u;
+#if BLASST
+  var skipped = 0u;
+  var kept = 0u;
+  let num_tiles = last_key / KEYS_PER_TILE + 1u;
+  for (var i = 0u; i < num_tiles; i++) {
+    // Sink-and-most-recent-first: the diagonal tile, then tile 0, then the rest ascending.
+    let tile = select(i, select(i - 1u, num_tiles - 1u, i == 0u), params.order == 1u);
+    let first_key = tile * KEYS_PER_TILE;
+    workgroupBarrier(); // every invocation is done with the previous tile
+    load_tile_half(first_key, kv_len, kv_head, thread, false);
+    workgroupBarrier();
+    let masked = first_key + KEYS_PER_TILE > unmasked_keys;
+    let tile_keys = min(KEYS_PER_TILE, last_key + 1u - first_key);
+    var tile_max: array<f32, ROWS_PER_THREAD>;
+    #unroll
+    for (var r = 0u; r < ROWS_PER_THREAD; r++) {
+      tile_max[r] = NEG_BIG;
+    }
+    for (var tile_key = 0u; tile_key < tile_keys; tile_key += KEYS_PER_CHUNK) {
+      let chunk_max = chunk_row_max(
+        tile_key,
+        first_key + tile_key,
+        params.q_start + first_row,
+        lane,
+        masked,
+      );
+      #unroll
+      for (var r = 0u; r < ROWS_PER_THREAD; r++) {
+        tile_max[r] = max(tile_max[r], chunk_max[r]);
+      }
+    }
+    var keep = false;
+    #unroll
+    for (var r = 0u; r < ROWS_PER_THREAD; r++) {
+      let sees = first_row + r < params.num_queries && tile_max[r] > NEG_BIG;
+      let above = row_max[r] == NEG_BIG || tile_max[r] - row_max[r] >= params.log2_lambda;
+      keep = keep || (sees && above);
+    }
+    if (keep) {
+      atomicOr(&keep_votes, 1u);
+    }
+    workgroupBarrier();
+    if (thread == 0u) {
+      keep_flag = atomicLoad(&keep_votes);
+      atomicStore(&keep_votes, 0u);
+    }
+    if (workgroupUniformLoad(&keep_flag) == 0u) {
+      skipped += 1u;
+      continue;
+    }
+    kept += 1u;
+    load_tile_half(first_key, kv_len, kv_head, thread, true);
+    workgroupBarrier();
+    for (var tile_key = 0u; tile_key < tile_keys; tile_key += KEYS_PER_CHUNK) {
+      attend_chunk(tile_key, first_key + tile_key, params.q_start + first_row, lane, masked);
+    }
+  }
+  if (thread == 0u) {
+    let slot = (head * num_workgroups.y + first_query / QUERY_TILE) * 2u;
+    counts[slot] = skipped;
+    counts[slot + 1u] = kept;
+  }
+#else
   for (var first_key = 0u; first_key <= last_key; first_key += KEYS_PER_TILE) {
     workgroupBarrier(); // every invocation is done with the previous tile
     load_kv_tile(first_key, kv_len, kv_head, thread);
@@ -217,6 +383,7 @@ fn main(
       attend_chunk(tile_key, first_key + tile_key, params.q_start + first_row, lane, masked);
     }
   }
+#endif
 
   #unroll
   for (var r = 0u; r < ROWS_PER_THREAD; r++) {

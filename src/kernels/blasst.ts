@@ -1,0 +1,356 @@
+/**
+ * BLASST on the GPU: block skipping inside the online-softmax loop of the dense kernels
+ * (shaders/attention/dense_prefill.wgsl and dense_decode.wgsl built with BLASST), following the
+ * CPU reference src/methods/reference/blasst.ts.
+ *
+ * Prefill: a block is the kernel's key tile (PrefillTileConfig.keyTile) and the rows that vote are
+ * the workgroup's query tile (queryTile) of one query head: the reference with blockQ = queryTile,
+ * blockK = keyTile. Counts are written per (head, query tile).
+ *
+ * Decode: one workgroup per KV head walks the whole cache (a single split, so that the running max
+ * is the whole walk's, as in the reference) in blocks of `blockTokens` tokens. The workgroup serves
+ * the whole GQA group, so the decision is uniform over the group: a block is skipped only when all
+ * query heads of the KV head vote skip. The reference's blasstDecode decides per query head; the
+ * two agree when the group size is 1, and otherwise equal the reference run with the group's query
+ * heads as the rows of one row group (see tests/kernels/blasst.test.ts). Counts are per KV head.
+ */
+import {
+  bindGroup,
+  createEmptyBuffer,
+  createStorageBuffer,
+  createUniformBuffer,
+  readBuffer,
+  readFloat32,
+} from '../gpu/buffers';
+import type { GpuContext } from '../gpu/context';
+import type { RecordDispatches } from '../gpu/timer';
+import type { BlasstOrder } from '../methods/reference/blasst';
+import {
+  decodeSplitPlan,
+  type DecodeBuffers,
+  type DecodeParams,
+  type DecodeSplitPlan,
+  type HostDecodeInput,
+} from './denseDecode';
+import {
+  prefillTileConfig,
+  type HostPrefillInput,
+  type PrefillBuffers,
+  type PrefillParams,
+  type PrefillTileConfig,
+} from './densePrefill';
+import { groupSize } from './layout';
+import { packPagedPool, pagesFor } from './pagedKv';
+
+export interface BlasstOptions {
+  /** Skip a block when exp(m_blk - m) < lambda for every row; 0 keeps every block. */
+  lambda: number;
+  order: BlasstOrder;
+}
+
+export interface BlasstCounts {
+  /** u32 [head][query tile][skipped, kept] (prefill) or [kvHead][skipped, kept] (decode). */
+  counts: GPUBuffer;
+}
+
+export interface BlasstHostResult {
+  out: Float32Array;
+  /** Prefill: per (head, query tile), index head * queryTiles + tile; decode: per KV head. */
+  skipped: Uint32Array;
+  kept: Uint32Array;
+}
+
+/** -f32 max: a threshold no finite score difference falls below (lambda = 0 keeps everything). */
+const keepAll = -3.4e38;
+
+function blasstUniformTail(options: BlasstOptions): [number, number] {
+  const { lambda, order } = options;
+  if (!(lambda >= 0 && lambda <= 1))
+    throw new Error(`BLASST lambda must be in [0, 1], got ${lambda}`);
+  return [lambda > 0 ? Math.log2(lambda) : keepAll, order === 'sink-recent-first' ? 1 : 0];
+}
+
+function splitCounts(words: Uint32Array): { skipped: Uint32Array; kept: Uint32Array } {
+  const n = words.length / 2;
+  return {
+    skipped: Uint32Array.from({ length: n }, (_, i) => words[2 * i]),
+    kept: Uint32Array.from({ length: n }, (_, i) => words[2 * i + 1]),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Prefill
+
+/** Bytes of the prefill counts buffer: 2 u32 per (head, query tile). */
+export function blasstPrefillCountsBytes(
+  params: Pick<PrefillParams, 'numHeads' | 'numQueries'>,
+  config: PrefillTileConfig,
+): number {
+  return params.numHeads * Math.ceil(params.numQueries / config.queryTile) * 2 * 4;
+}
+
+function buildBlasstPrefill(
+  ctx: GpuContext,
+  params: PrefillParams,
+  buffers: PrefillBuffers & BlasstCounts,
+  options: BlasstOptions,
+  config: PrefillTileConfig,
+): { record: RecordDispatches; uniforms: GPUBuffer } {
+  const { numHeads, numKvHeads, headDim, numQueries, qStart, scale, kv } = params;
+  if (kv.numKvHeads !== numKvHeads || kv.headDim !== headDim) {
+    throw new Error('BLASST prefill: the KV layout does not match the attention shape');
+  }
+  const pipeline = ctx.pipelines.get('attention/dense_prefill', {
+    HEAD_DIM: headDim,
+    NUM_KV_HEADS: numKvHeads,
+    PAGE_SIZE: kv.pageSize,
+    KV_F16: kv.dtype === 'f16',
+    SUBGROUPS: config.subgroups,
+    LANES: config.lanesPerRow,
+    ROWS_PER_THREAD: config.rowsPerThread,
+    ROW_GROUPS: config.threads / config.lanesPerRow,
+    KEYS_PER_TILE: config.keyTile,
+    KEYS_PER_CHUNK: config.keyChunk,
+    BLASST: true,
+  });
+  const uniforms = createUniformBuffer(
+    ctx.device,
+    [
+      numQueries,
+      qStart,
+      scale * Math.LOG2E,
+      numHeads,
+      groupSize(params),
+      ...blasstUniformTail(options),
+    ],
+    [2, 5],
+    'blasst prefill params',
+  );
+  const group = bindGroup(ctx.device, pipeline, [
+    uniforms,
+    buffers.q,
+    buffers.kPool,
+    buffers.vPool,
+    buffers.pageTable,
+    buffers.out,
+    buffers.counts,
+  ]);
+  const queryTiles = Math.ceil(numQueries / config.queryTile);
+  const record: RecordDispatches = (pass) => {
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, group);
+    pass.dispatchWorkgroups(numHeads, queryTiles);
+  };
+  return { record, uniforms };
+}
+
+/**
+ * Records BLASST prefill: dense_prefill with block skipping; `buffers.counts` receives
+ * blasstPrefillCountsBytes bytes. The uniform buffer lives as long as the recorder is reachable.
+ */
+export function recordBlasstPrefill(
+  ctx: GpuContext,
+  params: PrefillParams,
+  buffers: PrefillBuffers & BlasstCounts,
+  options: BlasstOptions,
+  config: PrefillTileConfig = prefillTileConfig(ctx, params.headDim),
+): RecordDispatches {
+  return buildBlasstPrefill(ctx, params, buffers, options, config).record;
+}
+
+/** Uploads, runs once, reads back out and the per (head, query tile) counts. */
+export async function blasstPrefillOnHost(
+  ctx: GpuContext,
+  input: HostPrefillInput,
+  options: BlasstOptions,
+  config: PrefillTileConfig = prefillTileConfig(ctx, input.headDim),
+): Promise<BlasstHostResult> {
+  const { device } = ctx;
+  if (input.numQueries === 0) {
+    return { out: new Float32Array(0), skipped: new Uint32Array(0), kept: new Uint32Array(0) };
+  }
+  const kvLen = input.qStart + input.numQueries;
+  const pageTable =
+    input.pageTable ??
+    Uint32Array.from({ length: pagesFor(kvLen, input.kv.pageSize) }, (_, i) => i);
+  const outputLength = input.numQueries * input.numHeads * input.headDim;
+  const countsBytes = blasstPrefillCountsBytes(input, config);
+  const buffers: PrefillBuffers & BlasstCounts = {
+    q: createStorageBuffer(device, input.q, 'blasst prefill q'),
+    kPool: createStorageBuffer(device, packPagedPool(input.k, kvLen, input.kv, pageTable).data),
+    vPool: createStorageBuffer(device, packPagedPool(input.v, kvLen, input.kv, pageTable).data),
+    pageTable: createStorageBuffer(device, pageTable, 'blasst prefill page table'),
+    out: createEmptyBuffer(device, outputLength * 4, 'blasst prefill out'),
+    counts: createEmptyBuffer(device, countsBytes, 'blasst prefill counts'),
+  };
+  const { record, uniforms } = buildBlasstPrefill(ctx, input, buffers, options, config);
+  try {
+    const encoder = device.createCommandEncoder();
+    const pass = encoder.beginComputePass();
+    record(pass);
+    pass.end();
+    device.queue.submit([encoder.finish()]);
+    const out = await readFloat32(device, buffers.out, outputLength);
+    const words = new Uint32Array(await readBuffer(device, buffers.counts, countsBytes));
+    return { out, ...splitCounts(words) };
+  } finally {
+    for (const buffer of [...Object.values(buffers), uniforms]) buffer.destroy();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decode
+
+export interface BlasstDecodeOptions extends BlasstOptions {
+  /** Tokens per skippable block: a multiple of the plan's token rows; 64 by default. */
+  blockTokens?: number;
+}
+
+export const defaultBlasstDecodeBlock = 64;
+
+/**
+ * The dense decode plan turned into BLASST's: one split per KV head covering the whole cache, and
+ * rows x unroll = blockTokens tokens per step, so that one step is one block.
+ */
+export function blasstDecodePlan(
+  ctx: GpuContext,
+  params: DecodeParams,
+  blockTokens = defaultBlasstDecodeBlock,
+): DecodeSplitPlan {
+  const rows = decodeSplitPlan(ctx, params).rows;
+  if (blockTokens % rows !== 0) {
+    throw new Error(`BLASST decode: block of ${blockTokens} tokens is not a multiple of ${rows}`);
+  }
+  const plan = decodeSplitPlan(ctx, params, { targetWorkgroups: 1, unroll: blockTokens / rows });
+  const numBlocks = Math.ceil(params.kvLen / blockTokens);
+  return {
+    ...plan,
+    tokensPerSplit: numBlocks * blockTokens,
+    numSplits: 1,
+    workgroups: params.numKvHeads,
+  };
+}
+
+const reduceDimLanes = 8;
+const reduceSplitLanes = 32;
+
+export interface BlasstDecode {
+  record: RecordDispatches;
+  plan: DecodeSplitPlan;
+  /** The partials and uniforms this instance allocated. */
+  scratch: GPUBuffer[];
+}
+
+export function createBlasstDecode(
+  ctx: GpuContext,
+  params: DecodeParams,
+  buffers: DecodeBuffers & BlasstCounts,
+  options: BlasstDecodeOptions,
+): BlasstDecode {
+  const plan = blasstDecodePlan(ctx, params, options.blockTokens);
+  const group = groupSize(params);
+  const { device } = ctx;
+  const { numHeads, numKvHeads, headDim, kv } = params;
+  const split = ctx.pipelines.get('attention/dense_decode', {
+    HEAD_DIM: headDim,
+    NUM_KV_HEADS: numKvHeads,
+    PAGE_SIZE: kv.pageSize,
+    KV_F16: kv.dtype === 'f16',
+    GROUP: group,
+    LANES: plan.lanes,
+    VECS_PER_LANE: plan.vecsPerLane,
+    ROWS: plan.rows,
+    UNROLL: plan.unroll,
+    HEAD_CHUNK: plan.headChunk,
+    WORKGROUP_SIZE: plan.workgroupSize,
+    SUBGROUPS: plan.subgroups,
+    BLASST: true,
+  });
+  const reduce = ctx.pipelines.get('attention/dense_decode_reduce', {
+    HEAD_DIM: headDim,
+    DIM_LANES: reduceDimLanes,
+    SPLIT_LANES: reduceSplitLanes,
+  });
+  const uniforms = createUniformBuffer(
+    device,
+    [
+      params.kvLen,
+      plan.tokensPerSplit,
+      plan.numSplits,
+      params.scale * Math.LOG2E,
+      ...blasstUniformTail(options),
+    ],
+    [3, 4],
+    'blasst decode params',
+  );
+  const partials = numHeads * plan.numSplits;
+  const partO = createEmptyBuffer(device, partials * headDim * 4, 'blasst decode partial out');
+  const partMl = createEmptyBuffer(device, partials * 8, 'blasst decode partial max/sum');
+  const splitGroup = bindGroup(device, split, [
+    uniforms,
+    buffers.q,
+    buffers.kPool,
+    buffers.vPool,
+    buffers.pageTable,
+    partO,
+    partMl,
+    buffers.counts,
+  ]);
+  const reduceGroup = bindGroup(device, reduce, [uniforms, partO, partMl, buffers.out]);
+  const dimChunks = Math.ceil(headDim / 4 / reduceDimLanes);
+  return {
+    record: (pass) => {
+      pass.setPipeline(split);
+      pass.setBindGroup(0, splitGroup);
+      pass.dispatchWorkgroups(plan.numSplits, numKvHeads);
+      pass.setPipeline(reduce);
+      pass.setBindGroup(0, reduceGroup);
+      pass.dispatchWorkgroups(dimChunks, numHeads);
+    },
+    plan,
+    scratch: [uniforms, partO, partMl],
+  };
+}
+
+/** Records BLASST decode (split + reduce); `buffers.counts` takes 2 u32 per KV head. */
+export function recordBlasstDecode(
+  ctx: GpuContext,
+  params: DecodeParams,
+  buffers: DecodeBuffers & BlasstCounts,
+  options: BlasstDecodeOptions,
+): RecordDispatches {
+  return createBlasstDecode(ctx, params, buffers, options).record;
+}
+
+/** Uploads, runs once, reads back out[head][dim] and the per KV head counts. */
+export async function blasstDecodeOnHost(
+  ctx: GpuContext,
+  input: HostDecodeInput,
+  options: BlasstDecodeOptions,
+): Promise<BlasstHostResult> {
+  const { device } = ctx;
+  const { kvLen, kv, numHeads, numKvHeads, headDim } = input;
+  const pageTable =
+    input.pageTable ?? Uint32Array.from({ length: pagesFor(kvLen, kv.pageSize) }, (_, i) => i);
+  const buffers: DecodeBuffers & BlasstCounts = {
+    q: createStorageBuffer(device, input.q, 'blasst decode q'),
+    kPool: createStorageBuffer(device, packPagedPool(input.k, kvLen, kv, pageTable).data),
+    vPool: createStorageBuffer(device, packPagedPool(input.v, kvLen, kv, pageTable).data),
+    pageTable: createStorageBuffer(device, pageTable, 'blasst decode page table'),
+    out: createEmptyBuffer(device, numHeads * headDim * 4, 'blasst decode out'),
+    counts: createEmptyBuffer(device, numKvHeads * 8, 'blasst decode counts'),
+  };
+  const decode = createBlasstDecode(ctx, input, buffers, options);
+  try {
+    const encoder = device.createCommandEncoder();
+    const pass = encoder.beginComputePass();
+    decode.record(pass);
+    pass.end();
+    device.queue.submit([encoder.finish()]);
+    const out = await readFloat32(device, buffers.out, numHeads * headDim);
+    const words = new Uint32Array(await readBuffer(device, buffers.counts, numKvHeads * 8));
+    return { out, ...splitCounts(words) };
+  } finally {
+    for (const buffer of [...Object.values(buffers), ...decode.scratch]) buffer.destroy();
+  }
+}
