@@ -12,7 +12,7 @@ export default defineConfig({
     emptyOutDir: true,
     target: 'node20',
     rollupOptions: {
-      input: { bench: 'src/cli/bench.ts' },
+      input: { bench: 'src/cli/bench.ts', cli: 'src/cli/cli.ts' },
       external: ['webgpu'],
       output: { entryFileNames: '[name].mjs', format: 'es' },
     },

@@ -8,4 +8,4 @@ set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
 npx vite build --config vite.cli.config.ts --logLevel warn
 shared="${SHARED_DIR:-../shared}"
-bash "$shared/gpu/pack.sh" dist-cli/bench.mjs tools/torch_attention_bench.py
+bash "$shared/gpu/pack.sh" dist-cli/bench.mjs dist-cli/assets tools/torch_attention_bench.py

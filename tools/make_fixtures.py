@@ -79,8 +79,14 @@ def main():
         model.config._attn_implementation = "eager"
         model.eval()
         folder = os.path.join(args.out, "models", name)
+        # Buffers such as the rotary inv_freq would go through `dtype` too on the round trip; the
+        # reference keeps them in fp32, as a model loaded in fp32 from the file computes them.
+        buffers = {bname: b.clone() for bname, b in model.named_buffers()}
         model.to(dtype).save_pretrained(folder, safe_serialization=True)
         model.to(torch.float32)
+        with torch.no_grad():
+            for bname, b in model.named_buffers():
+                b.copy_(buffers[bname])
         with torch.no_grad():
             ids = torch.tensor([INPUT_IDS])
             logits = model(ids).logits[0].float()

@@ -4,7 +4,10 @@
  * decode KV bandwidth against the vec4 copy kernel's bandwidth, prefill TFLOP/s (2 L^2 h d for
  * causal attention) against the adapter's nominal fp32 peak when known.
  *
- *   npm run bench -- [--quick] [--json results.json] [--only copy,prefill,decode] [--tune]
+ *   npm run bench -- [--quick] [--json results.json] [--only copy,prefill,decode,sparse] [--tune]
+ *
+ * The sparse rows time each method with a GPU kernel at sparsity 0.5, 0.8, 0.9, 0.95 next to dense
+ * at the same size, planner apart from kernel, with the sparsity the kernels counted.
  *
  * --tune times variants of each kernel's tiling at one size instead, to choose the defaults.
  */
@@ -13,7 +16,12 @@ import { createEmptyBuffer, createStorageBuffer } from '../gpu/buffers';
 import type { GpuContext } from '../gpu/context';
 import { acquireNodeGpuContext } from '../gpu/node';
 import { timeDispatches, type RecordDispatches } from '../gpu/timer';
+import { readBuffer } from '../gpu/buffers';
+import { recordBlockSparsePrefill } from '../kernels/blockSparsePrefill';
 import { recordCopy, recordFmaPeak } from '../kernels/copy';
+import { planBlockSparseOnGpu } from '../kernels/planners';
+import { createQuestSummaries, recordQuestDecode } from '../kernels/quest';
+import { blockMaskFromLists } from '../methods/reference/masks';
 import { decodeSplitPlan, recordDenseDecode, type DecodeTuning } from '../kernels/denseDecode';
 import {
   prefillTileConfig,
@@ -29,6 +37,11 @@ import {
 
 interface BenchRow {
   kernel: string;
+  /** Sparse rows: the sparsity asked for, the sparsity the kernel counted, and the dense time. */
+  targetSparsity?: number;
+  measuredSparsity?: number;
+  plannerMs?: number;
+  speedup?: number;
   shape: string;
   length: number;
   kvDtype?: KvDtype;
@@ -46,7 +59,7 @@ const option = (name: string) => {
   return index >= 0 ? args[index + 1] : undefined;
 };
 const quick = flag('quick');
-const only = new Set((option('only') ?? 'copy,prefill,decode').split(','));
+const only = new Set((option('only') ?? 'copy,prefill,decode,sparse').split(','));
 
 const shapes: { name: string; shape: AttentionShape }[] = [
   { name: '32h/8kv d128', shape: { numHeads: 32, numKvHeads: 8, headDim: 128 } },
@@ -235,11 +248,186 @@ function printTable(rows: BenchRow[]) {
     fmt(r.tflops, 2),
     fmt(r.gbPerSecond, 1),
     r.shareOfCopy === undefined ? '' : `${(100 * r.shareOfCopy).toFixed(1)}%`,
+    fmt(r.targetSparsity, 2),
+    fmt(r.measuredSparsity, 3),
+    fmt(r.plannerMs, 4),
+    r.speedup === undefined ? '' : `${r.speedup.toFixed(2)}x`,
   ]);
-  const header = ['kernel', 'shape', 'L', 'kv', 'ms', 'TFLOP/s', 'GB/s', 'of copy'];
+  const header = [
+    'kernel',
+    'shape',
+    'L',
+    'kv',
+    'ms',
+    'TFLOP/s',
+    'GB/s',
+    'of copy',
+    's asked',
+    's counted',
+    'planner ms',
+    'vs dense',
+  ];
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
   for (const line of [header, ...lines]) {
     console.log(line.map((cell, i) => cell.padEnd(widths[i])).join('  '));
+  }
+}
+
+const sparsities = [0.5, 0.8, 0.9, 0.95];
+const sparseBlock = 64;
+
+/**
+ * Block-sparse prefill at a target sparsity: each query block keeps its diagonal block, the first
+ * block and, spread evenly, enough others for (1 - s) of its causal blocks. The kernel's speed
+ * depends on how many blocks it visits, not on which, so an even spread stands for any planner.
+ * The planner is timed apart: Block-Sparse's (mean pooling, scores, top-k) at the same budget.
+ */
+async function benchBlockSparse(ctx: GpuContext, shape: AttentionShape, length: number) {
+  const kv: PagedKvLayout = {
+    pageSize,
+    numKvHeads: shape.numKvHeads,
+    headDim: shape.headDim,
+    dtype: 'f32',
+  };
+  const pages = Math.ceil(length / pageSize);
+  const q = createStorageBuffer(
+    ctx.device,
+    filledFloats(length * shape.numHeads * shape.headDim, 1),
+  );
+  const kPool = poolBuffer(ctx, kv, pages, 2);
+  const vPool = poolBuffer(ctx, kv, pages, 3);
+  const pageTable = createStorageBuffer(ctx.device, identityPageTable(pages));
+  const out = createEmptyBuffer(ctx.device, length * shape.numHeads * shape.headDim * 4);
+  const params = {
+    ...shape,
+    numQueries: length,
+    qStart: 0,
+    scale: defaultScale(shape.headDim),
+    kv,
+  };
+  const buffers = { q, kPool, vPool, pageTable, out };
+  const denseMs = await timeAdaptive(ctx, recordDensePrefill(ctx, params, buffers));
+  const rows: BenchRow[] = [];
+  const numBlocks = Math.ceil(length / sparseBlock);
+  const counts = createEmptyBuffer(ctx.device, shape.numHeads * numBlocks * 4);
+  for (const s of sparsities) {
+    const geometry = { numHeads: shape.numHeads, numQueries: length, qStart: 0 };
+    const mask = blockMaskFromLists(
+      { ...geometry, blockQ: sparseBlock, blockK: sparseBlock },
+      (_h, qb) => {
+        const keep = Math.max(Math.min(2, qb + 1), Math.round((1 - s) * (qb + 1)));
+        const picked = new Set([qb, 0]);
+        for (let i = 0; picked.size < keep; i++) picked.add(Math.floor((i * (qb + 1)) / keep));
+        return [...picked];
+      },
+    );
+    const sparse = recordBlockSparsePrefill(ctx, params, mask, { ...buffers, counts });
+    const ms = await timeAdaptive(ctx, sparse.record);
+    const touched = new Uint32Array(await readBuffer(ctx.device, counts)).reduce((a, b) => a + b);
+    const causal = (shape.numHeads * numBlocks * (numBlocks + 1)) / 2;
+    const topChunks = Math.max(1, Math.round((1 - s) * numBlocks));
+    const planner = planBlockSparseOnGpu(
+      ctx,
+      params,
+      { q, kPool, pageTable },
+      {
+        topChunks,
+        blockSize: sparseBlock,
+      },
+    );
+    const plannerMs = await timeAdaptive(ctx, planner.record);
+    planner.destroy();
+    sparse.dispose();
+    rows.push({
+      kernel: 'block-sparse prefill',
+      shape: '32h/8kv d128',
+      length,
+      kvDtype: 'f32',
+      ms,
+      targetSparsity: s,
+      measuredSparsity: 1 - touched / causal,
+      plannerMs,
+      speedup: denseMs / ms,
+      tflops: (2 * length * length * shape.numHeads * shape.headDim) / (denseMs * 1e9),
+    });
+  }
+  for (const buffer of [q, kPool, vPool, pageTable, out, counts]) buffer.destroy();
+  return { denseMs, rows };
+}
+
+/**
+ * Quest decode at a token budget: scoring the page bounds, top-K and decoding the chosen pages,
+ * all in the timed record (planner included), against dense decode over the same f16 cache.
+ */
+async function benchQuest(ctx: GpuContext, shape: AttentionShape, length: number) {
+  const kv: PagedKvLayout = {
+    pageSize,
+    numKvHeads: shape.numKvHeads,
+    headDim: shape.headDim,
+    dtype: 'f16',
+  };
+  const pages = Math.ceil(length / pageSize);
+  const q = createStorageBuffer(ctx.device, filledFloats(shape.numHeads * shape.headDim, 1));
+  const kPool = poolBuffer(ctx, kv, pages, 2);
+  const vPool = poolBuffer(ctx, kv, pages, 3);
+  const pageTable = createStorageBuffer(ctx.device, identityPageTable(pages));
+  const out = createEmptyBuffer(ctx.device, shape.numHeads * shape.headDim * 4);
+  const params = { ...shape, kvLen: length, scale: defaultScale(shape.headDim), kv };
+  const buffers = { q, kPool, vPool, pageTable, out };
+  const denseMs = await timeAdaptive(ctx, recordDenseDecode(ctx, params, buffers));
+  const summaries = createQuestSummaries(ctx, kv, pages, { kPool, pageTable });
+  const encoder = ctx.device.createCommandEncoder();
+  const pass = encoder.beginComputePass();
+  summaries.recordUpdate(0, pages, length)(pass);
+  pass.end();
+  ctx.device.queue.submit([encoder.finish()]);
+  const budgets = [
+    ...sparsities.map((s) =>
+      Math.max(pageSize, Math.round(((1 - s) * length) / pageSize) * pageSize),
+    ),
+    2048,
+  ];
+  const rows: BenchRow[] = [];
+  for (const tokenBudget of budgets) {
+    const quest = recordQuestDecode(
+      ctx,
+      { ...params, tokenBudget },
+      {
+        ...buffers,
+        summaries: summaries.buffer,
+      },
+    );
+    const ms = await timeAdaptive(ctx, quest.record);
+    const counted = new Uint32Array(await readBuffer(ctx.device, quest.pageCounts));
+    const pagesRead = counted.slice(0, shape.numKvHeads).reduce((a, b) => a + b);
+    quest.dispose();
+    rows.push({
+      kernel: `quest decode (budget ${tokenBudget})`,
+      shape: '32h/8kv d128',
+      length,
+      kvDtype: 'f16',
+      ms,
+      targetSparsity: 1 - tokenBudget / length,
+      measuredSparsity: 1 - pagesRead / (shape.numKvHeads * pages),
+      speedup: denseMs / ms,
+    });
+  }
+  summaries.dispose();
+  for (const buffer of [q, kPool, vPool, pageTable, out]) buffer.destroy();
+  return { denseMs, rows };
+}
+
+async function benchSparse(ctx: GpuContext, report: (row: BenchRow) => void) {
+  const { shape } = shapes[0];
+  for (const length of quick ? [1024] : [8192, 16384]) {
+    const { denseMs, rows } = await benchBlockSparse(ctx, shape, length);
+    console.error(`  dense prefill L=${length}: ${denseMs.toFixed(3)} ms (sparse rows compare)`);
+    rows.forEach(report);
+  }
+  for (const length of quick ? [2048] : [32768, 65536]) {
+    const { denseMs, rows } = await benchQuest(ctx, shape, length);
+    console.error(`  dense decode f16 L=${length}: ${denseMs.toFixed(4)} ms (sparse rows compare)`);
+    rows.forEach(report);
   }
 }
 
@@ -312,6 +500,7 @@ async function main() {
       }
     }
   }
+  if (only.has('sparse') && !flag('tune')) await benchSparse(ctx, report);
   printTable(rows);
   const jsonPath = option('json');
   const result = {

@@ -43,10 +43,10 @@ export interface BlockSparseTileConfig {
 }
 
 /**
- * As prefillTileConfig, with the query tile pinned to blockQ: 64-query blocks use the dense row
- * split (4 rows per lane group at d <= 64, else 2), 16-query blocks one row per lane group so the
- * workgroup keeps 64 invocations. The key tile is a power of two so that a tile holds whole
- * 16-key blocks or an exact part of a 64-key block.
+ * As prefillTileConfig (2 lanes per row, 1 row per lane pair, keys scored 8 at a time, K/V tiles of
+ * up to 32 keys: the tiling the H100 ran fastest), with the query tile pinned to blockQ, so 64-query
+ * blocks take 128 invocations. The key tile is a power of two so that a tile holds whole 16-key
+ * blocks or an exact part of a 64-key block.
  */
 export function blockSparseTileConfig(
   ctx: GpuContext,
@@ -64,16 +64,15 @@ export function blockSparseTileConfig(
     );
   }
   const { subgroups, maxWorkgroupStorageBytes, maxInvocationsPerWorkgroup } = ctx.caps;
-  const lanesPerRow = subgroups ? 4 : 1;
-  let rowsPerThread = 1;
-  if (subgroups && blockQ >= 64) rowsPerThread = headDim <= 64 ? 4 : 2;
-  const keyChunk = rowsPerThread === 4 ? 8 : 16;
+  const lanesPerRow = subgroups ? 2 : 1;
+  const rowsPerThread = 1;
+  const keyChunk = 8;
   const threads = (blockQ / rowsPerThread) * lanesPerRow;
   if (threads > maxInvocationsPerWorkgroup) {
     throw new Error(`block-sparse prefill: ${threads} invocations exceed the device's limit`);
   }
   const bytesPerKey = 2 * headDim * 4;
-  const keyTile = [64, 32, 16].find(
+  const keyTile = [32, 16].find(
     (keys) => keys >= keyChunk && keys * bytesPerKey <= maxWorkgroupStorageBytes,
   );
   if (keyTile === undefined) {

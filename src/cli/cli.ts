@@ -1,0 +1,165 @@
+/**
+ * npm run cli -- generate|logits --model <folder> (--prompt "..." | --ids 1,2,3)
+ *   [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S]
+ *   [--prefill-method dense] [--decode-method dense] [--weights f32|f16] [--kv f32|f16]
+ *   [--max-seq-len N] [--chat] [--json]
+ *
+ * Node + Dawn, the same forward pass as the browser (src/model/runtime/model.ts).
+ */
+import { parseArgs } from 'node:util';
+import { acquireNodeGpuContext } from '../gpu/node';
+import { loadModelFolder } from '../model/load';
+import { createModel, type ModelOptions } from '../model/runtime/model';
+import { TextTokenizer } from '../model/tokenizer';
+
+const usage = `usage: npm run cli -- generate|logits --model <folder> (--prompt "..." | --ids 1,2,3)
+  [--max-new-tokens 64] [--temperature 0] [--top-k 0] [--top-p 1] [--seed 0]
+  [--prefill-method dense] [--decode-method dense] [--weights f32|f16] [--kv f32|f16]
+  [--max-seq-len N] [--chat] [--json]`;
+
+class UsageError extends Error {}
+
+function number(value: string | undefined, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const parsed = Number(value);
+  if (!Number.isFinite(parsed)) throw new UsageError(`--${name} must be a number, got '${value}'`);
+  return parsed;
+}
+
+function dtype(value: string | undefined, name: string): 'f32' | 'f16' {
+  if (value === undefined || value === 'f32' || value === 'f16') return value ?? 'f32';
+  throw new UsageError(`--${name} must be f32 or f16, got '${value}'`);
+}
+
+async function main(): Promise<void> {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      model: { type: 'string' },
+      prompt: { type: 'string' },
+      ids: { type: 'string' },
+      'max-new-tokens': { type: 'string' },
+      temperature: { type: 'string' },
+      'top-k': { type: 'string' },
+      'top-p': { type: 'string' },
+      seed: { type: 'string' },
+      'prefill-method': { type: 'string' },
+      'decode-method': { type: 'string' },
+      weights: { type: 'string' },
+      kv: { type: 'string' },
+      'max-seq-len': { type: 'string' },
+      chat: { type: 'boolean' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    console.log(usage);
+    return;
+  }
+  const command = positionals[0];
+  if (command !== 'generate' && command !== 'logits') {
+    throw new UsageError(`unknown command '${command ?? ''}' (generate or logits)`);
+  }
+  if (!values.model) throw new UsageError('--model <folder> is required');
+  if (!values.prompt && !values.ids) throw new UsageError('give --prompt "..." or --ids 1,2,3');
+
+  const folder = await loadModelFolder(values.model);
+  const tokenizer = folder.tokenizerJson
+    ? new TextTokenizer(folder.tokenizerJson, folder.tokenizerConfig ?? {})
+    : null;
+  let ids: number[];
+  if (values.ids) {
+    ids = values.ids.split(',').map((part) => {
+      const id = Number(part.trim());
+      if (!Number.isInteger(id) || id < 0)
+        throw new UsageError(`--ids: '${part}' is not a token id`);
+      return id;
+    });
+  } else {
+    if (!tokenizer) {
+      throw new UsageError(`${values.model} has no tokenizer.json: pass --ids instead of --prompt`);
+    }
+    const prompt = values.prompt as string;
+    ids = values.chat
+      ? tokenizer.encodeChat([{ role: 'user', content: prompt }])
+      : tokenizer.encode(prompt);
+  }
+
+  const ctx = await acquireNodeGpuContext();
+  const options: ModelOptions = {
+    weightDtype: dtype(values.weights, 'weights'),
+    kvDtype: dtype(values.kv, 'kv'),
+    attention: { prefill: values['prefill-method'], decode: values['decode-method'] },
+  };
+  const maxNewTokens = number(values['max-new-tokens'], 'max-new-tokens', 64);
+  if (values['max-seq-len']) options.maxSeqLen = number(values['max-seq-len'], 'max-seq-len', 0);
+  else options.maxSeqLen = Math.min(folder.config.maxPositionEmbeddings, ids.length + maxNewTokens);
+  const model = createModel(ctx, folder.model, options);
+  const describe = `${folder.config.architecture}, ${folder.config.numLayers} layers on ${ctx.adapter.description || ctx.adapter.vendor}; ${model.fit.notes.join('; ')}`;
+  if (!values.json) console.error(describe);
+
+  if (command === 'logits') {
+    const logits = await model.prefill(ids);
+    const top = [...logits.keys()].sort((a, b) => logits[b] - logits[a]).slice(0, 10);
+    const rows = top.map((id) => ({ id, logit: logits[id], text: tokenizer?.decode([id]) }));
+    if (values.json) {
+      console.log(JSON.stringify({ ids, top: rows, timings: model.timings }));
+    } else {
+      for (const row of rows) {
+        console.log(
+          `${String(row.id).padStart(8)} ${row.logit.toFixed(4).padStart(10)}  ${JSON.stringify(row.text ?? '')}`,
+        );
+      }
+    }
+    model.dispose();
+    return;
+  }
+
+  let printed = '';
+  const generated: number[] = [];
+  const result = await model.generate(ids, {
+    maxNewTokens,
+    temperature: number(values.temperature, 'temperature', 0),
+    topK: number(values['top-k'], 'top-k', 0),
+    topP: number(values['top-p'], 'top-p', 1),
+    seed: number(values.seed, 'seed', 0),
+    onToken: (id) => {
+      generated.push(id);
+      if (values.json) return;
+      if (!tokenizer) {
+        process.stdout.write(`${id} `);
+        return;
+      }
+      const text = tokenizer.decode(generated, { skipSpecialTokens: true });
+      process.stdout.write(text.slice(printed.length));
+      printed = text;
+    },
+  });
+  const { prefill, decode } = result.timings;
+  if (values.json) {
+    console.log(
+      JSON.stringify({
+        prompt_ids: ids,
+        ids: result.ids,
+        text: tokenizer?.decode(result.ids, { skipSpecialTokens: true }),
+        stop_reason: result.stopReason,
+        timings: result.timings,
+      }),
+    );
+  } else {
+    process.stdout.write('\n');
+    console.error(
+      `[${result.stopReason}] prefill ${prefill.tokens} tokens in ${prefill.ms.toFixed(2)} ms, ` +
+        `decode ${decode.tokens} tokens in ${decode.ms.toFixed(2)} ms ` +
+        `(${(decode.tokens / (decode.ms / 1000) || 0).toFixed(1)} tok/s GPU, ${result.timings.source})`,
+    );
+  }
+  model.dispose();
+}
+
+main().catch((error: unknown) => {
+  if (error instanceof UsageError) console.error(`error: ${error.message}\n${usage}`);
+  else console.error(`error: ${error instanceof Error ? error.message : String(error)}`);
+  process.exitCode = 1;
+});
