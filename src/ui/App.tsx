@@ -1,5 +1,6 @@
 import { useEffect } from 'react';
 import { GpuPanel } from './GpuPanel';
+import { PatternsPanel } from './PatternsPanel';
 import { SelfCheckPanel } from './SelfCheckPanel';
 import { ThemeToggle } from './ThemeToggle';
 import { useAppStore } from './store';
@@ -24,6 +25,7 @@ export function App() {
       <main>
         <GpuPanel />
         <SelfCheckPanel />
+        <PatternsPanel />
         <section className="panel panel-note" aria-labelledby="next-title">
           <h2 id="next-title">In progress</h2>
           <p>

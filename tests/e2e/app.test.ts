@@ -170,4 +170,30 @@ describe('the playground page', () => {
     expect(errors).toEqual([]);
     await page.context().close();
   });
+  it('previews sparsity patterns: measured sparsity follows the slider, pattern errors name the line', async () => {
+    const { page, errors } = await openPage();
+    const measured = page.getByTestId('measured-sparsity');
+    await page.getByTestId('pattern-method').selectOption('sliding_window');
+    await expect.poll(() => measured.innerText(), { timeout: 30_000 }).toMatch(/%/);
+    const before = await measured.innerText();
+    await page.getByTestId('sparsity-slider').fill('0.9');
+    await expect.poll(() => measured.innerText(), { timeout: 30_000 }).not.toBe(before);
+    expect(await measured.innerText()).toMatch(/^(8|9)\d\.\d%$/);
+    expect(await page.getByTestId('mask-canvas').count()).toBe(1);
+
+    await page.getByTestId('pattern-method').selectOption('user_pattern');
+    await page
+      .getByTestId('pattern-source')
+      .fill('function mask_mod(b, h, q_idx, kv_idx) {\n  return q_idx >= kv_idx &&;\n}');
+    const error = page.getByTestId('pattern-error');
+    await error.waitFor({ timeout: 30_000 });
+    expect(await error.innerText()).toMatch(/line 2/);
+    await page.getByTestId('mask-canvas').scrollIntoViewIfNeeded();
+    await page
+      .getByRole('heading', { name: 'Sparsity patterns' })
+      .locator('xpath=ancestor::section')
+      .screenshot({ path: join(shotDir, 'patterns.png') });
+    expect(errors).toEqual([]);
+    await page.context().close();
+  });
 });
