@@ -1,10 +1,15 @@
 // Quest page selection: per KV head, the `budget` complete pages with the highest bounds (ties to
 // the lower page, as topKIndices on the CPU), listed ascending, then the current page:
 //   page_list[kvHead][0 .. list_len), page_count[kvHead] = pages listed (= pages decode reads).
-// One workgroup per KV head. A page is kept iff its rank (pages that beat it) is < budget; ranks
-// need no sort and no data-dependent control flow. The kept flags of each chunk of pages are
-// compacted with a workgroup prefix sum, which keeps the list ascending.
-// O(num_full^2) compares per head: ~4M at 32K tokens, well under the decode pass itself.
+// One workgroup per KV head, O(num_full) work per pass (the approach of planner_select.wgsl):
+//  1. radix select over order-preserving u32 keys of the bounds, 4 bits per level (at most 8
+//     levels, stopping early once the threshold bucket is kept whole): the threshold prefix
+//     (under `mask`) and how many entries equal to it are kept (`remaining`). Each invocation
+//     adds runs of equal bins to the shared histogram at once, which keeps atomic contention low.
+//  2. compaction: each invocation owns a contiguous segment of pages and counts the entries above
+//     and equal to the threshold; one exclusive scan of (above, equal) gives every segment its
+//     write offset and the ties before it, so the list comes out ascending.
+// Defines: WORKGROUP_SIZE (a power of two >= 32).
 
 struct Params {
   num_full: u32,
@@ -17,43 +22,118 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> page_list: array<u32>;
 @group(0) @binding(3) var<storage, read_write> page_count: array<u32>;
 
-var<workgroup> scan: array<u32, WORKGROUP_SIZE>;
+// Two banks of 16 bins: a level fills one while the other is cleared for the next level.
+var<workgroup> hist: array<atomic<u32>, 32>;
+var<workgroup> scan: array<vec2<u32>, WORKGROUP_SIZE>;
+// Chosen bin, ties still to keep, whole bucket kept (stop).
+var<workgroup> ctl: array<u32, 3>;
+
+// Larger floats get larger keys; -0 and +0 share one key (they tie in the reference).
+fn order_key(x: f32) -> u32 {
+  if (x == 0.0) {
+    return 0x80000000u;
+  }
+  let bits = bitcast<u32>(x);
+  return select(bits | 0x80000000u, ~bits, (bits & 0x80000000u) != 0u);
+}
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let kv_head = wid.x;
-  let base = kv_head * params.num_full;
+  let n = params.num_full;
+  let base = kv_head * n;
   let out = kv_head * params.list_len;
-  var written = 0u;
-  for (var chunk = 0u; chunk < params.num_full; chunk += WORKGROUP_SIZE) {
-    let page = chunk + lid;
-    var kept = 0u;
-    if (page < params.num_full) {
-      let b = bounds[base + page];
-      var rank = 0u;
-      for (var j = 0u; j < params.num_full && rank < params.budget; j++) {
-        let c = bounds[base + j];
-        rank += u32(c > b || (c == b && j < page));
-      }
-      kept = u32(rank < params.budget);
+  let k = min(params.budget, n);
+
+  // Entry i is above the threshold iff (key_i & mask) > prefix, tied iff equal. With mask 0 every
+  // entry ties, so k = n keeps all and k = 0 keeps none without a select.
+  var prefix = 0u;
+  var mask = 0u;
+  var remaining = k;
+  if (k > 0u && k < n) {
+    if (lid < 32u) {
+      atomicStore(&hist[lid], 0u);
     }
-    // Inclusive prefix sum of the kept flags (Hillis-Steele).
-    scan[lid] = kept;
     workgroupBarrier();
-    for (var offset = 1u; offset < WORKGROUP_SIZE; offset <<= 1u) {
-      let left = select(0u, scan[max(lid, offset) - offset], lid >= offset);
+    for (var level = 0u; level < 8u; level++) {
+      let shift = 28u - 4u * level;
+      let bank = (level & 1u) * 16u;
+      var run_bin = 0u;
+      var run_count = 0u;
+      for (var idx = lid; idx < n; idx += WORKGROUP_SIZE) {
+        let key = order_key(bounds[base + idx]);
+        if ((key & mask) == prefix) {
+          let bin = (key >> shift) & 15u;
+          if (bin != run_bin && run_count > 0u) {
+            atomicAdd(&hist[bank + run_bin], run_count);
+            run_count = 0u;
+          }
+          run_bin = bin;
+          run_count++;
+        }
+      }
+      if (run_count > 0u) {
+        atomicAdd(&hist[bank + run_bin], run_count);
+      }
       workgroupBarrier();
-      scan[lid] += left;
-      workgroupBarrier();
+      if (lid < 16u) {
+        // The bin holding the remaining-th largest entry: entries above it < remaining <= with it.
+        let count = atomicLoad(&hist[bank + lid]);
+        var above = 0u;
+        for (var b = lid + 1u; b < 16u; b++) {
+          above += atomicLoad(&hist[bank + b]);
+        }
+        if (above < remaining && above + count >= remaining) {
+          ctl[0] = lid;
+          ctl[1] = remaining - above;
+          ctl[2] = u32(above + count == remaining);
+        }
+      } else if (lid < 32u) {
+        atomicStore(&hist[(bank ^ 16u) + lid - 16u], 0u);
+      }
+      let whole = workgroupUniformLoad(&ctl[2]);
+      prefix |= ctl[0] << shift;
+      remaining = ctl[1];
+      mask |= 15u << shift;
+      if (whole == 1u) {
+        break;
+      }
     }
-    if (kept == 1u) {
-      page_list[out + written + scan[lid] - 1u] = page;
-    }
-    written += scan[WORKGROUP_SIZE - 1u];
+  }
+
+  // Compaction: contiguous segments, one exclusive scan of (above, equal) counts.
+  let per = (n + WORKGROUP_SIZE - 1u) / WORKGROUP_SIZE;
+  let start = min(lid * per, n);
+  let end = min(start + per, n);
+  var mine = vec2(0u);
+  for (var p = start; p < end; p++) {
+    let key = order_key(bounds[base + p]) & mask;
+    mine += vec2(u32(key > prefix), u32(key == prefix));
+  }
+  scan[lid] = mine;
+  workgroupBarrier();
+  for (var offset = 1u; offset < WORKGROUP_SIZE; offset <<= 1u) {
+    let left = select(vec2(0u), scan[max(lid, offset) - offset], lid >= offset);
+    workgroupBarrier();
+    scan[lid] += left;
     workgroupBarrier();
   }
-  if (lid == 0u) {
-    page_list[out + written] = params.num_full; // the current page
-    page_count[kv_head] = written + 1u;
+  let before = scan[lid] - mine;
+  var written = before.x + min(before.y, remaining);
+  var ties = before.y;
+  for (var p = start; p < end; p++) {
+    let key = order_key(bounds[base + p]) & mask;
+    let tie = key == prefix;
+    if (key > prefix || (tie && ties < remaining)) {
+      page_list[out + written] = p;
+      written++;
+    }
+    ties += u32(tie);
+  }
+  if (lid == WORKGROUP_SIZE - 1u) {
+    let total = scan[lid];
+    let listed = total.x + min(total.y, remaining);
+    page_list[out + listed] = n; // the current page
+    page_count[kv_head] = listed + 1u;
   }
 }

@@ -27,7 +27,9 @@ import { groupSize, type PagedKvLayout } from './layout';
 import { packPagedPool, pagesFor } from './pagedKv';
 
 const summaryWorkgroupSize = 64;
-const scoreWorkgroupSize = 64;
+const scoreWorkgroupSize = 128;
+/** Rounds of SLOTS pages each workgroup of quest_score scores (amortises its load of q). */
+const scoreRounds = 4;
 const selectWorkgroupSize = 256;
 
 /** Where the summary kernel reads keys from. */
@@ -146,11 +148,18 @@ export function recordQuestDecode(
     [],
     'quest select params',
   );
+  if (headDim % 4 !== 0) throw new Error(`quest: headDim (${headDim}) must be a multiple of 4`);
+  // Lanes per page: one vec4 of the summaries each (a power of two, at most the workgroup).
+  let lanes = 1;
+  while (lanes < Math.min(headDim / 4, scoreWorkgroupSize)) lanes *= 2;
+  const pagesPerGroup = (scoreWorkgroupSize / lanes) * scoreRounds;
   const score = ctx.pipelines.get('attention/quest_score', {
     HEAD_DIM: headDim,
     NUM_KV_HEADS: numKvHeads,
     GROUP: group,
+    LANES: lanes,
     WORKGROUP_SIZE: scoreWorkgroupSize,
+    ROUNDS: scoreRounds,
   });
   const select = ctx.pipelines.get('attention/quest_select', {
     WORKGROUP_SIZE: selectWorkgroupSize,
@@ -177,7 +186,7 @@ export function recordQuestDecode(
       if (numFull > 0) {
         pass.setPipeline(score);
         pass.setBindGroup(0, scoreGroup);
-        pass.dispatchWorkgroups(Math.ceil(numFull / scoreWorkgroupSize), numKvHeads);
+        pass.dispatchWorkgroups(Math.ceil(numFull / pagesPerGroup), numKvHeads);
       }
       pass.setPipeline(select);
       pass.setBindGroup(0, selectGroup);

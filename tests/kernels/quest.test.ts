@@ -28,6 +28,8 @@ interface Case {
   shuffled?: boolean;
   /** Every token has the same key: all bounds tie, so the lowest pages win. */
   equalKeys?: boolean;
+  /** Page p holds the keys of page p % repeatPages: bounds tie in classes the budget splits. */
+  repeatPages?: number;
 }
 
 const pageSize = 16;
@@ -42,6 +44,9 @@ const cases: Case[] = [
   { name: 'one partial page only', numHeads: 4, numKvHeads: 2, headDim: 32, kvLen: 9, tokenBudget: 32, dtype: 'f32', seed: 7 }, // prettier-ignore
   { name: 'budget 0: current page only', numHeads: 2, numKvHeads: 1, headDim: 32, kvLen: 100, tokenBudget: 0, dtype: 'f32', seed: 8 }, // prettier-ignore
   { name: 'ties go to the lower page', numHeads: 4, numKvHeads: 1, headDim: 32, kvLen: 150, tokenBudget: 48, dtype: 'f32', seed: 9, equalKeys: true }, // prettier-ignore
+  { name: 'many pages, headDim 128', numHeads: 8, numKvHeads: 2, headDim: 128, kvLen: 4100, tokenBudget: 1024, dtype: 'f32', seed: 10, shuffled: true }, // prettier-ignore
+  { name: 'budget splits tied page classes', numHeads: 4, numKvHeads: 2, headDim: 32, kvLen: 4805, tokenBudget: 112, dtype: 'f32', seed: 11, repeatPages: 3 }, // prettier-ignore
+  { name: 'budget one page short of the cache', numHeads: 2, numKvHeads: 2, headDim: 64, kvLen: 4000, tokenBudget: 3968, dtype: 'f16', seed: 12 }, // prettier-ignore
 ];
 
 function inputs(c: Case) {
@@ -51,6 +56,13 @@ function inputs(c: Case) {
   if (c.equalKeys) {
     const row = k.slice(0, numKvHeads * headDim);
     for (let t = 1; t < kvLen; t++) k.set(row, t * row.length);
+  }
+  if (c.repeatPages) {
+    const row = numKvHeads * headDim;
+    const period = c.repeatPages * pageSize;
+    for (let t = period; t < kvLen; t++) {
+      k.copyWithin(t * row, (t % period) * row, ((t % period) + 1) * row);
+    }
   }
   const v = randomFloats(kvLen * numKvHeads * headDim, c.seed + 2000);
   return { q, k, v };
