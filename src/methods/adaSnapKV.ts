@@ -3,7 +3,7 @@ import { adaSnapKV, ADA_SNAPKV_DEFAULTS } from './reference/adaSnapKV';
 import {
   capacityForSparsity,
   evictionReference,
-  EVICTION_NO_KERNEL,
+  runEviction,
   snapKVParamSpecs,
   snapKVTyped,
 } from './snapKV';
@@ -52,6 +52,13 @@ export const adaSnapKVMethod: SparseMethod = {
     const typed = { ...snapKVTyped(resolved), minRatio: numberParam(resolved, 'minRatio') };
     return evictionReference(input, (obs) => adaSnapKV(obs, typed));
   },
-  planner: 'cpu',
-  runUnavailable: EVICTION_NO_KERNEL,
+  planner: 'gpu',
+  run(ctx, input, p) {
+    const resolved = resolveParams(params, p);
+    return runEviction(ctx, input, {
+      ...snapKVTyped(resolved),
+      minRatio: numberParam(resolved, 'minRatio'),
+      mode: 'ada',
+    });
+  },
 };

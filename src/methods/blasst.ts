@@ -1,4 +1,5 @@
 /** BLASST: block skipping inside the online-softmax loop, by a threshold on the block max. */
+import { blasstDecodeOnHost, blasstPrefillOnHost } from '../kernels/blasst';
 import { blasst, BLASST_DEFAULTS, type BlasstOrder } from './reference/blasst';
 import { measuredSparsity } from './reference/masks';
 import {
@@ -99,7 +100,47 @@ export const blasstMethod: SparseMethod = {
     };
   },
   planner: 'none',
-  runUnavailable:
-    'No BLASST kernel yet: the skip decision belongs inside the online-softmax loop of the ' +
-    'prefill/decode kernels; only the CPU reference runs.',
+  /**
+   * Prefill: the kernel's blocks are its own tiles (prefillTileConfig: queryTile rows x keyTile
+   * keys per query head), not `block`; its counts equal the reference run with blockQ = queryTile,
+   * blockK = keyTile. Decode: blocks of `block` tokens, one decision per KV head for its whole GQA
+   * group (counts per KV head); equal to the reference when the group size is 1. Either way the
+   * stats are the kernel's counters: 1 - kept / (kept + skipped) blocks.
+   */
+  async run(ctx, input, p) {
+    const resolved = resolveParams(params, p);
+    const options = {
+      lambda: numberParam(resolved, 'lambda'),
+      order: stringParam(resolved, 'order') as BlasstOrder,
+    };
+    const kv = {
+      pageSize: input.pageSize ?? 16,
+      numKvHeads: input.numKvHeads,
+      headDim: input.headDim,
+      dtype: input.kvDtype ?? 'f32',
+    };
+    const start = performance.now();
+    const result =
+      input.numQueries === 1
+        ? await blasstDecodeOnHost(
+            ctx,
+            { ...input, kvLen: input.qStart + 1, kv },
+            { ...options, blockTokens: numberParam(resolved, 'block') },
+          )
+        : await blasstPrefillOnHost(ctx, { ...input, kv }, options);
+    const kernelMs = performance.now() - start;
+    const touched = result.kept.reduce((n, c) => n + c, 0);
+    const total = touched + result.skipped.reduce((n, c) => n + c, 0);
+    return {
+      out: result.out,
+      stats: {
+        measuredSparsity: total > 0 ? 1 - touched / total : 0,
+        blocksOrPagesTouched: touched,
+        total,
+        unit: 'block',
+        countedBy: 'kernel',
+        kernelMs,
+      },
+    };
+  },
 };

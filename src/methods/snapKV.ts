@@ -1,5 +1,7 @@
 /** SnapKV (decode): evict once after prefill, keeping the tokens the last prompt queries attend. */
+import type { GpuContext } from '../gpu/context';
 import type { ReferenceInput } from '../kernels/attention.reference';
+import { decodeCompactedOnGpu, snapKVOnHost, type SnapKVSelectOptions } from '../kernels/snapKV';
 import { numKeysOf } from './reference/masks';
 import {
   compactedDecode,
@@ -15,6 +17,8 @@ import {
   requireDecode,
   resolveParams,
   shapeLength,
+  type MethodGpuInput,
+  type MethodGpuResult,
   type MethodInput,
   type MethodParams,
   type MethodReference,
@@ -110,9 +114,66 @@ export function evictionReference(
   };
 }
 
-export const EVICTION_NO_KERNEL =
-  'No GPU path yet: the scoring pass and the compacted KV cache are not implemented as kernels; ' +
-  'only the CPU reference runs.';
+/**
+ * The GPU path of SnapKV and Ada-SnapKV: select on the observation (the decode input itself when
+ * absent) and compact the cache with snapKVOnHost, then decode the query over the compacted cache.
+ * Counted by the kernel: the tokens each KV head holds after compaction (kept prompt tokens plus
+ * the tokens after the prompt) against the full cache, as evictionReference's units.
+ */
+export async function runEviction(
+  ctx: GpuContext,
+  input: MethodGpuInput,
+  options: SnapKVSelectOptions,
+): Promise<MethodGpuResult> {
+  requireDecode(input, 'KV eviction');
+  const observation = input.observation ?? input;
+  const promptLength = numKeysOf(observation);
+  const kvLen = input.qStart + 1;
+  if (promptLength > kvLen) throw new Error('the observation is longer than the decode cache');
+  const q = Float32Array.from(observation.q);
+  const start = performance.now();
+  const selected = await snapKVOnHost(
+    ctx,
+    {
+      numQueries: observation.numQueries,
+      qStart: observation.qStart,
+      numHeads: input.numHeads,
+      numKvHeads: input.numKvHeads,
+      headDim: input.headDim,
+      scale: input.scale,
+      kv: {
+        pageSize: input.pageSize ?? 16,
+        numKvHeads: input.numKvHeads,
+        headDim: input.headDim,
+        dtype: input.kvDtype ?? 'f32',
+      },
+      q,
+      k: input.k,
+      v: input.v,
+      kvLen,
+    },
+    options,
+  );
+  try {
+    const out = await decodeCompactedOnGpu(ctx, selected.cache, input.q, input);
+    const kernelMs = performance.now() - start;
+    const touched = selected.cache.lengths.reduce((n, c) => n + c, 0);
+    const total = kvLen * input.numKvHeads;
+    return {
+      out,
+      stats: {
+        measuredSparsity: total > 0 ? 1 - touched / total : 0,
+        blocksOrPagesTouched: touched,
+        total,
+        unit: 'token',
+        countedBy: 'kernel',
+        kernelMs,
+      },
+    };
+  } finally {
+    selected.destroy();
+  }
+}
 
 export const snapKVMethod: SparseMethod = {
   name: 'snapkv',
@@ -136,6 +197,10 @@ export const snapKVMethod: SparseMethod = {
   },
   reference: (input, p) =>
     evictionReference(input, (obs) => snapKV(obs, snapKVTyped(resolveParams(snapKVParamSpecs, p)))),
-  planner: 'cpu',
-  runUnavailable: EVICTION_NO_KERNEL,
+  planner: 'gpu',
+  run: (ctx, input, p) =>
+    runEviction(ctx, input, {
+      ...snapKVTyped(resolveParams(snapKVParamSpecs, p)),
+      mode: 'snapkv',
+    }),
 };

@@ -35,9 +35,9 @@
  *   returning the f32 output and kernel statistics. `planner` says where the selection is planned:
  *   'cpu' means the CPU reference builds the block mask and only the attention runs on the GPU
  *   (block_sparse, vertical_slash, flexprefill, sliding_window, user_pattern for now); 'gpu' means
- *   kernels select too (quest); 'none' means nothing is planned ahead (dense; BLASST decides
- *   inside the softmax loop). Methods without a GPU path leave `run` absent
- *   and say why in `runUnavailable` (shown by the UI).
+ *   kernels select too (quest, snapkv, ada_snapkv); 'none' means nothing is planned ahead (dense;
+ *   BLASST decides inside the softmax loop). A method without a GPU path leaves `run` absent and
+ *   says why in `runUnavailable` (shown by the UI).
  *
  * Statistics counted "by the kernel" are the kernel's own counts (key blocks processed, pages
  * read); `stats.measuredSparsity` is 1 - touched / total in those units, so it equals the

@@ -1,14 +1,23 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GpuContext } from '../../src/gpu/context';
 import { acquireNodeGpuContext } from '../../src/gpu/node';
+import { prefillTileConfig } from '../../src/kernels/densePrefill';
 import { defaultScale } from '../../src/kernels/layout';
+import { blasst, type BlasstOrder } from '../../src/methods/reference/blasst';
+import { measuredSparsity } from '../../src/methods/reference/masks';
 import { METHODS } from '../../src/methods/registry';
 import {
+  blockUnits,
+  numberParam,
+  resolveParams,
+  stringParam,
   unitSparsity,
   type MethodGpuInput,
   type MethodParams,
+  type MethodReference,
   type MethodShape,
   type Phase,
+  type SparseMethod,
 } from '../../src/methods/types';
 import { maxAbsError, randomFloats } from '../support/random';
 
@@ -48,13 +57,56 @@ const SPARSE_PARAMS: Record<string, Partial<MethodParams>> = {
     block: 16,
   },
   block_sparse: { topChunks: 3 },
+  blasst: { lambda: 0.05, order: 'natural' },
   sliding_window: { window: 20, block: 16 },
   quest: { tokenBudget: 48 },
+  snapkv: { capacity: 40, window: 1, poolKernel: 7, localWindow: 16, prefixTokens: 4 },
+  ada_snapkv: { capacity: 40, window: 1, poolKernel: 7, localWindow: 16, prefixTokens: 4 },
   user_pattern: {
     source: '(b, h, q, kv) => (q - kv < 24 && (q + kv + h) % 3 !== 1) || kv < 2',
     block: 16,
   },
 };
+
+/**
+ * BLASST prefill input: keys 32 .. 63 point away from every query (dimension 0), so their key
+ * block scores low for all rows of a query tile and is skipped.
+ */
+function blasstInput(shape: MethodShape, seed: number): MethodGpuInput {
+  const input = inputFor(shape, seed, 1);
+  const { numHeads, numKvHeads, headDim } = shape;
+  for (let r = 0; r < shape.numQueries * numHeads; r++) input.q[r * headDim] += 4;
+  for (let t = 32; t < 64; t++) {
+    for (let g = 0; g < numKvHeads; g++) input.k[(t * numKvHeads + g) * headDim] = -8;
+  }
+  return input;
+}
+
+/**
+ * BLASST prefill's reference at the kernel's blocks: its query and key tiles (prefillTileConfig),
+ * not the method's `block` param.
+ */
+function blasstKernelReference(
+  m: SparseMethod,
+  input: MethodGpuInput,
+  params: Partial<MethodParams>,
+): MethodReference {
+  const resolved = resolveParams(m.params, params);
+  const tiles = prefillTileConfig(ctx, input.headDim);
+  const result = blasst(input, {
+    lambda: numberParam(resolved, 'lambda'),
+    order: stringParam(resolved, 'order') as BlasstOrder,
+    blockQ: tiles.queryTile,
+    blockK: tiles.keyTile,
+  });
+  return {
+    ...m.reference(input, params),
+    output: result.out,
+    mask: result.mask,
+    measuredSparsity: measuredSparsity(result.mask),
+    units: blockUnits(result.mask),
+  };
+}
 
 /** One small case per phase of each method with a GPU path (decode only where prefill is absent). */
 const cases = METHODS.filter((m) => m.run).flatMap((m) =>
@@ -71,8 +123,11 @@ describe('methods on the GPU match their CPU references', () => {
       'vertical_slash',
       'flexprefill',
       'block_sparse',
+      'blasst',
       'sliding_window',
       'quest',
+      'snapkv',
+      'ada_snapkv',
       'user_pattern',
     ]);
     for (const m of METHODS) if (!m.run) expect(m.runUnavailable).toBeTruthy();
@@ -80,9 +135,13 @@ describe('methods on the GPU match their CPU references', () => {
 
   it.each(cases)('%s (%s)', async (name, phase, m) => {
     // FlexPrefill needs peaked attention to stop short of every key block on so short a prompt.
-    const input = inputFor(shapes[phase], 7, name === 'flexprefill' ? 8 : 2);
+    const input =
+      name === 'blasst'
+        ? blasstInput(shapes[phase], 7)
+        : inputFor(shapes[phase], 7, name === 'flexprefill' ? 8 : 2);
     const params = SPARSE_PARAMS[name];
-    const reference = m.reference(input, params);
+    const reference =
+      name === 'blasst' ? blasstKernelReference(m, input, params) : m.reference(input, params);
     const { out, stats } = await m.run!(ctx, input, params);
     const check = maxAbsError(out, reference.output);
     expect(check.magnitude).toBeGreaterThan(0);
@@ -97,5 +156,32 @@ describe('methods on the GPU match their CPU references', () => {
       expect(stats.measuredSparsity).toBeGreaterThan(0);
     }
     if (m.planner === 'cpu') expect(stats.plannerMs).toBeGreaterThanOrEqual(0);
+  });
+});
+
+describe('BLASST decode on the GPU', () => {
+  it('group size 1: equals the method reference, blocks counted by the kernel', async () => {
+    // One query head per KV head: the kernel's per KV head decision is the reference's per head.
+    const shape: MethodShape = { numHeads: 2, numKvHeads: 2, headDim: 32, numQueries: 1, qStart: 236 }; // prettier-ignore
+    const input = inputFor(shape, 11, 1);
+    // Only the most recent keys score high: visited first, they let the older blocks go.
+    for (let h = 0; h < shape.numHeads; h++) input.q[h * shape.headDim] += 4;
+    for (let t = 200; t <= shape.qStart; t++) {
+      for (let g = 0; g < shape.numKvHeads; g++)
+        input.k[(t * shape.numKvHeads + g) * shape.headDim] = 6;
+    }
+    const m = METHODS.find((x) => x.name === 'blasst')!;
+    const params = { lambda: 0.05, order: 'sink-recent-first', block: 64 };
+    const reference = m.reference(input, params);
+    const { out, stats } = await m.run!(ctx, input, params);
+    const check = maxAbsError(out, reference.output);
+    expect(check.magnitude).toBeGreaterThan(0);
+    expect(check.error).toBeLessThanOrEqual(1e-4 * check.magnitude);
+    expect(stats.unit).toBe('block');
+    expect(stats.countedBy).toBe('kernel');
+    expect(stats.blocksOrPagesTouched).toBe(reference.units.touched);
+    expect(stats.total).toBe(reference.units.total);
+    expect(stats.measuredSparsity).toBe(unitSparsity(reference.units));
+    expect(stats.measuredSparsity).toBeGreaterThan(0);
   });
 });

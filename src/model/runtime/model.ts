@@ -39,11 +39,14 @@ import {
   readCandidates,
   sampleCandidates,
 } from '../../kernels/model/sampling';
+import { createQuestSummaries, type QuestSummaries } from '../../kernels/quest';
 import { computeRopeInvFreq, type ModelConfig } from '../loading/config';
 import {
   decodeAttention,
   prefillAttention,
   resolveAttention,
+  type AttentionCount,
+  type AttentionOp,
   type AttentionOptions,
   type AttentionPhase,
   type AttentionPlan,
@@ -76,6 +79,24 @@ export interface Timings {
   source: 'timestamp-query' | 'wall-clock';
   prefill: PhaseTiming;
   decode: PhaseTiming;
+}
+
+/** What the attention kernels of one layer counted in one phase, summed over its calls. */
+export interface LayerAttentionStats {
+  method: string;
+  unit: AttentionCount['unit'];
+  /** Blocks, pages or (dense) tokens the kernels processed. */
+  touched: number;
+  /** What dense attention processes in the same unit. */
+  total: number;
+  /** 1 - touched / total (0 before any call). */
+  sparsity: number;
+  calls: number;
+}
+
+export interface AttentionStats {
+  prefill: LayerAttentionStats[];
+  decode: LayerAttentionStats[];
 }
 
 export interface GenerateOptions {
@@ -173,6 +194,9 @@ export class Model {
   private samplers = new Map<number, ModelOp>();
   private pos = 0;
   private timingsValue: Timings;
+  private statsValue: AttentionStats;
+  /** Quest page summaries of the layers whose decode method is 'quest'. */
+  private readonly questSummaries = new Map<number, QuestSummaries>();
 
   constructor(
     private readonly ctx: GpuContext,
@@ -201,6 +225,7 @@ export class Model {
       throw new Error(`the model does not fit this GPU: ${this.fit.problems.join('; ')}`);
     }
     this.timingsValue = this.freshTimings();
+    this.statsValue = this.freshStats();
 
     const matrix = (data: Float32Array, rows: number, features: number, label: string) =>
       this.track(
@@ -263,6 +288,14 @@ export class Model {
       kPool: this.keep(createEmptyBuffer(ctx.device, poolBytes, `layer ${i} k pool`)),
       vPool: this.keep(createEmptyBuffer(ctx.device, poolBytes, `layer ${i} v pool`)),
     }));
+    this.layers.forEach((layer, i) => {
+      if (this.plan.decode[i].name !== 'quest') return;
+      const summaries = createQuestSummaries(ctx, this.kvLayout, numPages, {
+        kPool: layer.kPool,
+        pageTable: this.pageTable,
+      });
+      this.questSummaries.set(i, summaries);
+    });
 
     const n = this.prefillChunk;
     const qWidth = config.numHeads * config.headDim;
@@ -294,10 +327,16 @@ export class Model {
     return structuredClone(this.timingsValue);
   }
 
-  /** Forgets the sequence (the cache is overwritten from position 0) and the timings. */
+  /** Measured attention sparsity per phase and layer, as the kernels counted it. */
+  get stats(): AttentionStats {
+    return structuredClone(this.statsValue);
+  }
+
+  /** Forgets the sequence (the cache is overwritten from position 0), the timings and stats. */
   reset(): void {
     this.pos = 0;
     this.timingsValue = this.freshTimings();
+    this.statsValue = this.freshStats();
   }
 
   /**
@@ -351,6 +390,8 @@ export class Model {
     for (const op of this.samplers.values()) op.dispose();
     this.stepCache.clear();
     this.samplers.clear();
+    for (const summaries of this.questSummaries.values()) summaries.dispose();
+    this.questSummaries.clear();
     for (const buffer of this.buffers) buffer.destroy();
   }
 
@@ -362,6 +403,18 @@ export class Model {
       prefill: emptyTiming(),
       decode: emptyTiming(),
     };
+  }
+
+  private freshStats(): AttentionStats {
+    const layer = (method: { name: string }): LayerAttentionStats => ({
+      method: method.name,
+      unit: 'tokens',
+      touched: 0,
+      total: 0,
+      sparsity: 0,
+      calls: 0,
+    });
+    return { prefill: this.plan.prefill.map(layer), decode: this.plan.decode.map(layer) };
   }
 
   private keep(buffer: GPUBuffer): GPUBuffer {
@@ -419,7 +472,7 @@ export class Model {
     device.queue.writeBuffer(this.scratch.ids, 0, Uint32Array.from(ids));
     device.queue.writeBuffer(this.scratch.start, 0, Uint32Array.of(start));
     const ops = this.stepOps(tokens, allLogits);
-    const attention = new Map<number, ModelOp>();
+    const attention = new Map<number, AttentionOp>();
     const methods = phase === 'prefill' ? this.plan.prefill : this.plan.decode;
     const attend = phase === 'prefill' ? prefillAttention : decodeAttention;
     for (const item of ops.items) {
@@ -439,14 +492,41 @@ export class Model {
           out: this.scratch.attn,
           qStart: start,
           numQueries: tokens,
+          questSummaries: this.questSummaries.get(item.attentionLayer)?.buffer,
         }),
       );
     }
-    const timer = this.beginTimer();
-    const encoder = device.createCommandEncoder();
-    const pass = encoder.beginComputePass(timer.passDescriptor);
+    // Usually one pass in one submit; a method that plans on the GPU (block_sparse) ends the
+    // pass after its plan, and the step goes on in a new one once the plan is read back.
+    let ms = 0;
+    let timer = this.beginTimer();
+    let encoder = device.createCommandEncoder();
+    let pass = encoder.beginComputePass(timer.passDescriptor);
     for (const item of ops.items) {
-      const op = 'attentionLayer' in item ? attention.get(item.attentionLayer)! : item;
+      if (!('attentionLayer' in item)) {
+        item.record(pass);
+        continue;
+      }
+      // After the layer's KV write: bring its Quest page summaries up to date.
+      const summaries = this.questSummaries.get(item.attentionLayer);
+      if (summaries) {
+        const first = Math.floor(start / PAGE_SIZE);
+        const last = Math.ceil((start + tokens) / PAGE_SIZE);
+        summaries.recordUpdate(first, last, start + tokens)(pass);
+      }
+      const op = attention.get(item.attentionLayer)!;
+      if (op.plan) {
+        op.plan.record(pass);
+        pass.end();
+        timer.resolve(encoder);
+        const segmentStart = performance.now();
+        device.queue.submit([encoder.finish()]);
+        ms += await timer.read(segmentStart);
+        await op.plan.resolve();
+        timer = this.beginTimer();
+        encoder = device.createCommandEncoder();
+        pass = encoder.beginComputePass(timer.passDescriptor);
+      }
       op.record(pass);
     }
     pass.end();
@@ -464,7 +544,17 @@ export class Model {
     const wallStart = performance.now();
     device.queue.submit([encoder.finish()]);
     const logits = ops.allLogits ? await readFloat32(device, ops.allLogits, tokens * vocab) : null;
-    const ms = await timer.read(wallStart);
+    ms += await timer.read(wallStart);
+    for (const [layer, op] of attention) {
+      const count = await op.readCount();
+      const stats = this.statsValue[phase][layer];
+      stats.method = methods[layer].name;
+      stats.unit = count.unit;
+      stats.touched += count.touched;
+      stats.total += count.total;
+      stats.sparsity = stats.total > 0 ? 1 - stats.touched / stats.total : 0;
+      stats.calls += 1;
+    }
     attention.forEach((op) => op.dispose());
     this.pos += tokens;
     const timing = this.timingsValue[phase];

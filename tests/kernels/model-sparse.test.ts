@@ -1,0 +1,187 @@
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { GpuContext } from '../../src/gpu/context';
+import { acquireNodeGpuContext } from '../../src/gpu/node';
+import { blockCounts } from '../../src/methods/reference/masks';
+import { slidingWindow } from '../../src/methods/reference/slidingWindow';
+import { loadModelFolder, type ModelFolder } from '../../src/model/load';
+import { resolveAttention, type AttentionOptions } from '../../src/model/runtime/attention';
+import { createModel, type AttentionStats } from '../../src/model/runtime/model';
+
+const root = join(import.meta.dirname, '../fixtures/models');
+// 64 prompt tokens: 4 blocks of 16, 4 pages of 16; then 2 decode steps.
+const prompt = Array.from({ length: 64 }, (_, i) => (i * 37 + 11) % 320);
+const next = [5, 17];
+
+let ctx: GpuContext;
+let folder: ModelFolder;
+beforeAll(async () => {
+  ctx = await acquireNodeGpuContext();
+  folder = await loadModelFolder(join(root, 'llama_gqa_tied'));
+});
+afterAll(() => ctx.device.destroy());
+
+interface Run {
+  prefill: Float32Array;
+  decode: Float32Array[];
+  stats: AttentionStats;
+}
+
+async function run(attention: AttentionOptions, ids = prompt): Promise<Run> {
+  const model = createModel(ctx, folder.model, { maxSeqLen: ids.length + 32, attention });
+  try {
+    const prefill = await model.prefill(ids, { allLogits: true });
+    const decode: Float32Array[] = [];
+    for (const id of next) decode.push(await model.decodeStep(id));
+    return { prefill, decode, stats: model.stats };
+  } finally {
+    model.dispose();
+  }
+}
+
+function maxAbs(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
+  return worst;
+}
+
+const finite = (r: Run) =>
+  [r.prefill, ...r.decode].every((row) => row.every((v) => Number.isFinite(v)));
+
+describe('sparse attention in the model (llama_gqa_tied)', () => {
+  let dense: Run;
+  beforeAll(async () => {
+    dense = await run({});
+  });
+
+  it('dense records sparsity 0 for every layer and phase', () => {
+    for (const phase of ['prefill', 'decode'] as const) {
+      expect(dense.stats[phase]).toHaveLength(2);
+      for (const layer of dense.stats[phase]) {
+        expect(layer.method).toBe('dense');
+        expect(layer.sparsity).toBe(0);
+        expect(layer.touched).toBe(layer.total);
+      }
+    }
+  });
+
+  it('keep-everything parameters reproduce the dense logits within 1e-4', async () => {
+    const runs: [string, AttentionOptions][] = [
+      [
+        'block_sparse + quest',
+        {
+          prefill: { name: 'block_sparse', params: { topChunks: 4, blockSize: 16 } },
+          decode: { name: 'quest', params: { tokenBudget: 96 } },
+        },
+      ],
+      [
+        'sliding_window + blasst',
+        {
+          prefill: { name: 'sliding_window', params: { window: 128, sinks: 0, blockSize: 16 } },
+          decode: { name: 'blasst', params: { lambda: 0 } },
+        },
+      ],
+      ['blasst prefill', { prefill: { name: 'blasst', params: { lambda: 0 } } }],
+    ];
+    for (const [label, attention] of runs) {
+      const sparse = await run(attention);
+      expect(maxAbs(sparse.prefill, dense.prefill), label).toBeLessThan(1e-4);
+      sparse.decode.forEach((row, i) => {
+        expect(maxAbs(row, dense.decode[i]), label).toBeLessThan(1e-4);
+      });
+      for (const phase of ['prefill', 'decode'] as const) {
+        for (const layer of sparse.stats[phase]) expect(layer.sparsity, label).toBe(0);
+      }
+    }
+  });
+
+  it('sparsifying parameters record the per-layer sparsity the kernels counted', async () => {
+    const a = await run({
+      prefill: { name: 'block_sparse', params: { topChunks: 3, blockSize: 16 } },
+      decode: { name: 'quest', params: { tokenBudget: 16 } },
+    });
+    expect(finite(a)).toBe(true);
+    for (const layer of a.stats.prefill) {
+      // 4 heads x (1 + 2 + 3 + 4) causal blocks; the last query block keeps 3 of 4.
+      expect(layer).toMatchObject({ method: 'block_sparse', unit: 'blocks', calls: 1 });
+      expect([layer.touched, layer.total]).toEqual([4 * 9, 4 * 10]);
+      expect(layer.sparsity).toBeCloseTo(0.1, 12);
+    }
+    for (const layer of a.stats.decode) {
+      // 2 KV heads; kvLen 65 then 66: 5 pages, 1 complete page in budget + the current one.
+      expect(layer).toMatchObject({ method: 'quest', unit: 'pages', calls: 2 });
+      expect([layer.touched, layer.total]).toEqual([2 * 2 * 2, 2 * 5 * 2]);
+      expect(layer.sparsity).toBeGreaterThan(0);
+    }
+
+    const window = { window: 8, sinks: 0, blockQ: 16, blockK: 16 };
+    const expected = blockCounts(
+      slidingWindow({ numHeads: 4, numQueries: prompt.length, qStart: 0 }, window),
+    );
+    const b = await run({
+      prefill: { name: 'sliding_window', params: { window: 8, sinks: 0, blockSize: 16 } },
+      decode: { name: 'blasst', params: { lambda: 1, blockTokens: 16 } },
+    });
+    expect(finite(b)).toBe(true);
+    for (const layer of b.stats.prefill) {
+      expect([layer.touched, layer.total]).toEqual([expected.touched, expected.causal]);
+      expect(layer.sparsity).toBeGreaterThan(0);
+    }
+    for (const layer of b.stats.decode) {
+      expect(layer).toMatchObject({ method: 'blasst', unit: 'blocks', calls: 2 });
+      // 2 KV heads x 5 blocks of 16 per step.
+      expect(layer.total).toBe(2 * 5 * 2);
+      expect(layer.sparsity).toBeGreaterThan(0);
+    }
+
+    // BLASST votes per query tile of the dense kernel (128 or 256 rows): a longer prompt.
+    const long = Array.from({ length: 224 }, (_, i) => (i * 53 + 7) % 320);
+    const c = await run({ prefill: { name: 'blasst', params: { lambda: 1 } } }, long);
+    expect(finite(c)).toBe(true);
+    for (const layer of c.stats.prefill) {
+      expect(layer).toMatchObject({ method: 'blasst', unit: 'blocks', calls: 1 });
+      expect(layer.touched).toBeLessThanOrEqual(layer.total);
+      expect(layer.sparsity).toBeCloseTo(1 - layer.touched / layer.total, 12);
+    }
+    // On this tiny model BLASST skips few tiles (layer 0 none): some layer must skip one.
+    expect(Math.max(...c.stats.prefill.map((layer) => layer.sparsity))).toBeGreaterThan(0);
+  });
+
+  it('per-layer overrides: layer 0 dense keeps sparsity 0', async () => {
+    const r = await run({
+      prefill: { name: 'block_sparse', params: { topChunks: 3, blockSize: 16 } },
+      decode: { name: 'quest', params: { tokenBudget: 16 } },
+      layers: [{ prefill: 'dense', decode: 'dense' }],
+    });
+    expect(finite(r)).toBe(true);
+    for (const phase of ['prefill', 'decode'] as const) {
+      expect(r.stats[phase][0]).toMatchObject({ method: 'dense', sparsity: 0 });
+      expect(r.stats[phase][1].sparsity).toBeGreaterThan(0);
+    }
+  });
+
+  it('names unknown methods, parameters and unsupported combinations', async () => {
+    expect(() => resolveAttention({ prefill: 'quest' }, 2)).toThrow(
+      /prefill attention method 'quest'.*decode method.*available: dense, block_sparse, sliding_window, blasst/,
+    );
+    expect(() => resolveAttention({ decode: 'block_sparse' }, 2)).toThrow(
+      /available: dense, quest, blasst/,
+    );
+    expect(() =>
+      resolveAttention({ decode: { name: 'quest', params: { budget: 16 } } }, 2),
+    ).toThrow(/no parameter 'budget' \(available: tokenBudget\)/);
+    expect(() =>
+      resolveAttention({ prefill: { name: 'block_sparse', params: { blockSize: 32 } } }, 2),
+    ).toThrow(/blockSize must be 16 or 64/);
+    const model = createModel(ctx, folder.model, {
+      maxSeqLen: 32,
+      prefillChunk: 8,
+      attention: { prefill: { name: 'block_sparse', params: { topChunks: 3 } } },
+    });
+    try {
+      await expect(model.prefill(prompt.slice(0, 16))).rejects.toThrow(/multiple of blockSize/);
+    } finally {
+      model.dispose();
+    }
+  });
+});
