@@ -148,6 +148,20 @@ function buildDensePrefill(
   return { record, uniforms };
 }
 
+/**
+ * The prefill dispatch and a dispose() that frees the uniform buffer it allocated: for callers that
+ * build one per layer and chunk (the model runtime).
+ */
+export function createDensePrefill(
+  ctx: GpuContext,
+  params: PrefillParams,
+  buffers: PrefillBuffers,
+  config: PrefillTileConfig = prefillTileConfig(ctx, params.headDim),
+): { record: RecordDispatches; dispose: () => void } {
+  const { record, uniforms } = buildDensePrefill(ctx, params, buffers, config);
+  return { record, dispose: () => uniforms.destroy() };
+}
+
 /** Records the prefill dispatch; `config` defaults to prefillTileConfig (benchmarks may vary it). */
 export function recordDensePrefill(
   ctx: GpuContext,

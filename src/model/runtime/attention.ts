@@ -25,7 +25,7 @@ import {
 } from '../../kernels/blasst';
 import { recordBlockSparsePrefill, SUPPORTED_BLOCK_SIZES } from '../../kernels/blockSparsePrefill';
 import { createDenseDecode } from '../../kernels/denseDecode';
-import { prefillTileConfig, recordDensePrefill } from '../../kernels/densePrefill';
+import { createDensePrefill, prefillTileConfig } from '../../kernels/densePrefill';
 import type { AttentionShape, PagedKvLayout } from '../../kernels/layout';
 import type { ModelOp } from '../../kernels/model/common';
 import { pagesFor } from '../../kernels/pagedKv';
@@ -283,8 +283,8 @@ export function prefillAttention(
   const shape = { numHeads: call.shape.numHeads, numQueries: call.numQueries, qStart: call.qStart };
   switch (name) {
     case 'dense': {
-      const record = recordDensePrefill(ctx, params, buffers);
-      return { record, dispose: () => {}, readCount: async () => denseCount(call) };
+      const prefill = createDensePrefill(ctx, params, buffers);
+      return { ...prefill, readCount: async () => denseCount(call) };
     }
     case 'sliding_window': {
       const mask = slidingWindow(shape, {
