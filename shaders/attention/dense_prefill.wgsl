@@ -77,39 +77,7 @@ fn load_kv_tile(first_key: u32, kv_len: u32, kv_head: u32, thread: u32) {
     let key = i / POOL_VEC4S;
     let column = i % POOL_VEC4S;
     let token = first_key + key;
-    var word = 0u;
-    let present = token < kv_len;
-    if (present) {
-      word = kv_row_word(page_table[token / PAGE_SIZE], kv_head, token % PAGE_SIZE) / 4u + column;
-    }
-#if KV_F16
-    var k = vec4(0u);
-    var v = vec4(0u);
-    if (present) {
-      k = k_pool[word];
-      v = v_pool[word];
-    }
-    store_tile_vec4(
-      key,
-      2u * column,
-      vec4(unpack2x16float(k.x), unpack2x16float(k.y)),
-      vec4(unpack2x16float(v.x), unpack2x16float(v.y)),
-    );
-    store_tile_vec4(
-      key,
-      2u * column + 1u,
-      vec4(unpack2x16float(k.z), unpack2x16float(k.w)),
-      vec4(unpack2x16float(v.z), unpack2x16float(v.w)),
-    );
-#else
-    var k = vec4(0.0);
-    var v = vec4(0.0);
-    if (present) {
-      k = k_pool[word];
-      v = v_pool[word];
-    }
-    store_tile_vec4(key, column, k, v);
-#endif
+    load_kv_column(key, column, token, kv_len, kv_head);
   }
 }
 

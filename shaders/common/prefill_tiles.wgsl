@@ -1,7 +1,8 @@
 // State shared by the prefill kernels (dense and block-sparse): LANES invocations share
 // ROWS_PER_THREAD query rows, each lane owning LANE_VEC4S 16-byte columns of the head dim; the K and
 // V tiles of KEYS_PER_TILE keys live in workgroup memory. Needs HEAD_DIM, LANES, ROW_GROUPS,
-// ROWS_PER_THREAD, KEYS_PER_TILE and the flag SUBGROUPS.
+// ROWS_PER_THREAD, KEYS_PER_TILE, PAGE_SIZE and the flags SUBGROUPS and KV_F16, and comes after
+// common/paged_kv.
 const THREADS = ROW_GROUPS * LANES;
 const QUERY_TILE = ROW_GROUPS * ROWS_PER_THREAD;
 const DIM_VEC4S = HEAD_DIM / 4;
@@ -22,6 +23,44 @@ var<private> row_sum: array<f32, ROWS_PER_THREAD>;
 fn store_tile_vec4(key: u32, column: u32, k: vec4<f32>, v: vec4<f32>) {
   k_tile[key][column / LANES][column % LANES] = k;
   v_tile[key][column / LANES][column % LANES] = v;
+}
+
+// Copies 16-byte column `column` of the pool row of `token` (a vec4 of f32, or 8 halves) into tile
+// row `key`, as zeros past kv_len. Uses the kernel's bindings k_pool, v_pool and page_table.
+fn load_kv_column(key: u32, column: u32, token: u32, kv_len: u32, kv_head: u32) {
+  var word = 0u;
+  let present = token < kv_len;
+  if (present) {
+    word = kv_row_word(page_table[token / PAGE_SIZE], kv_head, token % PAGE_SIZE) / 4u + column;
+  }
+#if KV_F16
+  var k = vec4(0u);
+  var v = vec4(0u);
+  if (present) {
+    k = k_pool[word];
+    v = v_pool[word];
+  }
+  store_tile_vec4(
+    key,
+    2u * column,
+    vec4(unpack2x16float(k.x), unpack2x16float(k.y)),
+    vec4(unpack2x16float(v.x), unpack2x16float(v.y)),
+  );
+  store_tile_vec4(
+    key,
+    2u * column + 1u,
+    vec4(unpack2x16float(k.z), unpack2x16float(k.w)),
+    vec4(unpack2x16float(v.z), unpack2x16float(v.w)),
+  );
+#else
+  var k = vec4(0.0);
+  var v = vec4(0.0);
+  if (present) {
+    k = k_pool[word];
+    v = v_pool[word];
+  }
+  store_tile_vec4(key, column, k, v);
+#endif
 }
 
 // Sum over the LANES invocations of a row group; every lane gets the total.
