@@ -33,6 +33,7 @@ import {
   type HostDecodeInput,
 } from './denseDecode';
 import {
+  buildDensePrefill,
   prefillTileConfig,
   type HostPrefillInput,
   type PrefillBuffers,
@@ -96,52 +97,12 @@ function buildBlasstPrefill(
   options: BlasstOptions,
   config: PrefillTileConfig,
 ): { record: RecordDispatches; uniforms: GPUBuffer } {
-  const { numHeads, numKvHeads, headDim, numQueries, qStart, scale, kv } = params;
-  if (kv.numKvHeads !== numKvHeads || kv.headDim !== headDim) {
-    throw new Error('BLASST prefill: the KV layout does not match the attention shape');
-  }
-  const pipeline = ctx.pipelines.get('attention/dense_prefill', {
-    HEAD_DIM: headDim,
-    NUM_KV_HEADS: numKvHeads,
-    PAGE_SIZE: kv.pageSize,
-    KV_F16: kv.dtype === 'f16',
-    SUBGROUPS: config.subgroups,
-    LANES: config.lanesPerRow,
-    ROWS_PER_THREAD: config.rowsPerThread,
-    ROW_GROUPS: config.threads / config.lanesPerRow,
-    KEYS_PER_TILE: config.keyTile,
-    KEYS_PER_CHUNK: config.keyChunk,
-    BLASST: true,
-  });
-  const uniforms = createUniformBuffer(
-    ctx.device,
-    [
-      numQueries,
-      qStart,
-      scale * Math.LOG2E,
-      numHeads,
-      groupSize(params),
-      ...blasstUniformTail(options),
-    ],
-    [2, 5],
-    'blasst prefill params',
-  );
-  const group = bindGroup(ctx.device, pipeline, [
-    uniforms,
-    buffers.q,
-    buffers.kPool,
-    buffers.vPool,
-    buffers.pageTable,
-    buffers.out,
-    buffers.counts,
-  ]);
-  const queryTiles = Math.ceil(numQueries / config.queryTile);
-  const record: RecordDispatches = (pass) => {
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(0, group);
-    pass.dispatchWorkgroups(numHeads, queryTiles);
+  const skipping = {
+    uniforms: blasstUniformTail(options),
+    floatIndices: [0],
+    counts: buffers.counts,
   };
-  return { record, uniforms };
+  return buildDensePrefill(ctx, params, buffers, config, skipping);
 }
 
 /**

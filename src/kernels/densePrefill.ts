@@ -102,12 +102,26 @@ export function prefillTileConfig(ctx: GpuContext, headDim: number): PrefillTile
 }
 
 const shaderName = 'attention/dense_prefill';
-/** The recorder and the uniform buffer it owns (densePrefillOnHost destroys it afterwards). */
-function buildDensePrefill(
+/**
+ * BLASST's additions to the dense prefill dispatch (the shader's `#if BLASST` branch): uniforms
+ * after the dense ones (those at `floatIndices` within them are f32) and the skip counters.
+ */
+export interface PrefillSkipping {
+  uniforms: number[];
+  floatIndices: number[];
+  counts: GPUBuffer;
+}
+
+/**
+ * The recorder and the uniform buffer it owns (densePrefillOnHost destroys it afterwards); with
+ * `skipping`, the same kernel with BLASST's block skipping.
+ */
+export function buildDensePrefill(
   ctx: GpuContext,
   params: PrefillParams,
   buffers: PrefillBuffers,
   config: PrefillTileConfig,
+  skipping?: PrefillSkipping,
 ): { record: RecordDispatches; uniforms: GPUBuffer } {
   const { numHeads, numKvHeads, headDim, numQueries, qStart, scale, kv } = params;
   if (kv.numKvHeads !== numKvHeads || kv.headDim !== headDim) {
@@ -124,12 +138,14 @@ function buildDensePrefill(
     ROW_GROUPS: config.threads / config.lanesPerRow,
     KEYS_PER_TILE: config.keyTile,
     KEYS_PER_CHUNK: config.keyChunk,
+    ...(skipping ? { BLASST: true } : {}),
   });
+  const dense = [numQueries, qStart, scale * Math.LOG2E, numHeads, groupSize(params)];
   const uniforms = createUniformBuffer(
     ctx.device,
-    [numQueries, qStart, scale * Math.LOG2E, numHeads, groupSize(params)],
-    [2],
-    'dense prefill params',
+    [...dense, ...(skipping?.uniforms ?? [])],
+    [2, ...(skipping?.floatIndices ?? []).map((i) => dense.length + i)],
+    skipping ? 'blasst prefill params' : 'dense prefill params',
   );
   const group = bindGroup(ctx.device, pipeline, [
     uniforms,
@@ -138,6 +154,7 @@ function buildDensePrefill(
     buffers.vPool,
     buffers.pageTable,
     buffers.out,
+    ...(skipping ? [skipping.counts] : []),
   ]);
   const queryTiles = Math.ceil(numQueries / config.queryTile);
   const record: RecordDispatches = (pass) => {
