@@ -149,6 +149,44 @@ async function benchFmaPeak(ctx: GpuContext): Promise<BenchRow> {
   };
 }
 
+/**
+ * Filled inputs for attention over `length` keys in the paged layout (identity page table): the
+ * prefill variant holds a query per key, the decode variant one query per head.
+ */
+function attentionInputs(
+  ctx: GpuContext,
+  shape: AttentionShape,
+  length: number,
+  phase: 'prefill' | 'decode',
+  dtype: KvDtype,
+) {
+  const kv: PagedKvLayout = {
+    pageSize,
+    numKvHeads: shape.numKvHeads,
+    headDim: shape.headDim,
+    dtype,
+  };
+  const pages = Math.ceil(length / pageSize);
+  const queries = phase === 'prefill' ? length : 1;
+  const rowFloats = queries * shape.numHeads * shape.headDim;
+  const buffers = {
+    q: createStorageBuffer(ctx.device, filledFloats(rowFloats, 1)),
+    kPool: poolBuffer(ctx, kv, pages, 2),
+    vPool: poolBuffer(ctx, kv, pages, 3),
+    pageTable: createStorageBuffer(ctx.device, identityPageTable(pages)),
+    out: createEmptyBuffer(ctx.device, rowFloats * 4),
+  };
+  const scale = defaultScale(shape.headDim);
+  return {
+    kv,
+    pages,
+    buffers,
+    prefill: { ...shape, numQueries: length, qStart: 0, scale, kv },
+    decode: { ...shape, kvLen: length, scale, kv },
+    destroy: () => Object.values(buffers).forEach((buffer) => buffer.destroy()),
+  };
+}
+
 async function benchPrefill(
   ctx: GpuContext,
   name: string,
@@ -156,33 +194,12 @@ async function benchPrefill(
   length: number,
   config = prefillTileConfig(ctx, shape.headDim),
 ): Promise<BenchRow> {
-  const kv: PagedKvLayout = {
-    pageSize,
-    numKvHeads: shape.numKvHeads,
-    headDim: shape.headDim,
-    dtype: 'f32',
-  };
-  const pages = Math.ceil(length / pageSize);
-  const q = createStorageBuffer(
-    ctx.device,
-    filledFloats(length * shape.numHeads * shape.headDim, 1),
-  );
-  const kPool = poolBuffer(ctx, kv, pages, 2);
-  const vPool = poolBuffer(ctx, kv, pages, 3);
-  const pageTable = createStorageBuffer(ctx.device, identityPageTable(pages));
-  const out = createEmptyBuffer(ctx.device, length * shape.numHeads * shape.headDim * 4);
-  const params = {
-    ...shape,
-    numQueries: length,
-    qStart: 0,
-    scale: defaultScale(shape.headDim),
-    kv,
-  };
+  const inputs = attentionInputs(ctx, shape, length, 'prefill', 'f32');
   const ms = await timeAdaptive(
     ctx,
-    recordDensePrefill(ctx, params, { q, kPool, vPool, pageTable, out }, config),
+    recordDensePrefill(ctx, inputs.prefill, inputs.buffers, config),
   );
-  for (const buffer of [q, kPool, vPool, pageTable, out]) buffer.destroy();
+  inputs.destroy();
   const flops = 2 * length * length * shape.numHeads * shape.headDim;
   return {
     kernel: 'dense prefill',
@@ -204,24 +221,10 @@ async function benchDecode(
   copyGbPerSecond: number | undefined,
   tuning?: DecodeTuning,
 ): Promise<BenchRow> {
-  const kv: PagedKvLayout = {
-    pageSize,
-    numKvHeads: shape.numKvHeads,
-    headDim: shape.headDim,
-    dtype,
-  };
-  const pages = Math.ceil(length / pageSize);
-  const q = createStorageBuffer(ctx.device, filledFloats(shape.numHeads * shape.headDim, 1));
-  const kPool = poolBuffer(ctx, kv, pages, 2);
-  const vPool = poolBuffer(ctx, kv, pages, 3);
-  const pageTable = createStorageBuffer(ctx.device, identityPageTable(pages));
-  const out = createEmptyBuffer(ctx.device, shape.numHeads * shape.headDim * 4);
-  const params = { ...shape, kvLen: length, scale: defaultScale(shape.headDim), kv };
-  const ms = await timeAdaptive(
-    ctx,
-    recordDenseDecode(ctx, params, { q, kPool, vPool, pageTable, out }, tuning),
-  );
-  for (const buffer of [q, kPool, vPool, pageTable, out]) buffer.destroy();
+  const inputs = attentionInputs(ctx, shape, length, 'decode', dtype);
+  const params = inputs.decode;
+  const ms = await timeAdaptive(ctx, recordDenseDecode(ctx, params, inputs.buffers, tuning));
+  inputs.destroy();
   const kvBytes = 2 * length * shape.numKvHeads * shape.headDim * (dtype === 'f16' ? 2 : 4);
   const gbPerSecond = kvBytes / (ms * 1e6);
   return {
@@ -283,29 +286,9 @@ const sparseBlock = 64;
  * The planner is timed apart: Block-Sparse's (mean pooling, scores, top-k) at the same budget.
  */
 async function benchBlockSparse(ctx: GpuContext, shape: AttentionShape, length: number) {
-  const kv: PagedKvLayout = {
-    pageSize,
-    numKvHeads: shape.numKvHeads,
-    headDim: shape.headDim,
-    dtype: 'f32',
-  };
-  const pages = Math.ceil(length / pageSize);
-  const q = createStorageBuffer(
-    ctx.device,
-    filledFloats(length * shape.numHeads * shape.headDim, 1),
-  );
-  const kPool = poolBuffer(ctx, kv, pages, 2);
-  const vPool = poolBuffer(ctx, kv, pages, 3);
-  const pageTable = createStorageBuffer(ctx.device, identityPageTable(pages));
-  const out = createEmptyBuffer(ctx.device, length * shape.numHeads * shape.headDim * 4);
-  const params = {
-    ...shape,
-    numQueries: length,
-    qStart: 0,
-    scale: defaultScale(shape.headDim),
-    kv,
-  };
-  const buffers = { q, kPool, vPool, pageTable, out };
+  const inputs = attentionInputs(ctx, shape, length, 'prefill', 'f32');
+  const { buffers, prefill: params } = inputs;
+  const { q, kPool, pageTable } = buffers;
   const denseMs = await timeAdaptive(ctx, recordDensePrefill(ctx, params, buffers));
   const rows: BenchRow[] = [];
   const numBlocks = Math.ceil(length / sparseBlock);
@@ -351,7 +334,8 @@ async function benchBlockSparse(ctx: GpuContext, shape: AttentionShape, length: 
       tflops: (2 * length * length * shape.numHeads * shape.headDim) / (denseMs * 1e9),
     });
   }
-  for (const buffer of [q, kPool, vPool, pageTable, out, counts]) buffer.destroy();
+  counts.destroy();
+  inputs.destroy();
   return { denseMs, rows };
 }
 
@@ -360,20 +344,9 @@ async function benchBlockSparse(ctx: GpuContext, shape: AttentionShape, length: 
  * all in the timed record (planner included), against dense decode over the same f16 cache.
  */
 async function benchQuest(ctx: GpuContext, shape: AttentionShape, length: number) {
-  const kv: PagedKvLayout = {
-    pageSize,
-    numKvHeads: shape.numKvHeads,
-    headDim: shape.headDim,
-    dtype: 'f16',
-  };
-  const pages = Math.ceil(length / pageSize);
-  const q = createStorageBuffer(ctx.device, filledFloats(shape.numHeads * shape.headDim, 1));
-  const kPool = poolBuffer(ctx, kv, pages, 2);
-  const vPool = poolBuffer(ctx, kv, pages, 3);
-  const pageTable = createStorageBuffer(ctx.device, identityPageTable(pages));
-  const out = createEmptyBuffer(ctx.device, shape.numHeads * shape.headDim * 4);
-  const params = { ...shape, kvLen: length, scale: defaultScale(shape.headDim), kv };
-  const buffers = { q, kPool, vPool, pageTable, out };
+  const inputs = attentionInputs(ctx, shape, length, 'decode', 'f16');
+  const { buffers, decode: params, kv, pages } = inputs;
+  const { kPool, pageTable } = buffers;
   const denseMs = await timeAdaptive(ctx, recordDenseDecode(ctx, params, buffers));
   const summaries = createQuestSummaries(ctx, kv, pages, { kPool, pageTable });
   const encoder = ctx.device.createCommandEncoder();
@@ -413,7 +386,7 @@ async function benchQuest(ctx: GpuContext, shape: AttentionShape, length: number
     });
   }
   summaries.dispose();
-  for (const buffer of [q, kPool, vPool, pageTable, out]) buffer.destroy();
+  inputs.destroy();
   return { denseMs, rows };
 }
 
