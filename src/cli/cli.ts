@@ -1,21 +1,33 @@
 /**
  * npm run cli -- generate|logits --model <folder> (--prompt "..." | --ids 1,2,3)
  *   [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S]
- *   [--prefill-method dense] [--decode-method dense] [--weights f32|f16] [--kv f32|f16]
+ *   [--prefill-method dense] [--decode-method dense] [--prefill-params k=v,k=v]
+ *   [--decode-params k=v,k=v] [--sparsity s] [--weights f32|f16] [--kv f32|f16]
  *   [--max-seq-len N] [--chat] [--json]
  *
- * Node + Dawn, the same forward pass as the browser (src/model/runtime/model.ts).
+ * Node + Dawn, the same forward pass as the browser (src/model/runtime/model.ts). Methods are the
+ * registry's (src/methods/registry.ts); --sparsity s takes each method's paramsForSparsity(s) on
+ * the prompt's length (decode too: the cache the prompt leaves), and --*-params override those.
  */
 import { parseArgs } from 'node:util';
 import { acquireNodeGpuContext } from '../gpu/node';
+import { getMethod, methodsFor } from '../methods/registry';
+import type { MethodParams, ParamValue, Phase } from '../methods/types';
 import { loadModelFolder } from '../model/load';
-import { createModel, type ModelOptions } from '../model/runtime/model';
+import { resolveAttention, type AttentionMethod } from '../model/runtime/attention';
+import { createModel, type AttentionStats, type ModelOptions } from '../model/runtime/model';
 import { TextTokenizer } from '../model/tokenizer';
 
+const methodNames = (phase: Phase) =>
+  methodsFor(phase)
+    .map((m) => m.name)
+    .join('|');
 const usage = `usage: npm run cli -- generate|logits --model <folder> (--prompt "..." | --ids 1,2,3)
   [--max-new-tokens 64] [--temperature 0] [--top-k 0] [--top-p 1] [--seed 0]
-  [--prefill-method dense] [--decode-method dense] [--weights f32|f16] [--kv f32|f16]
-  [--max-seq-len N] [--chat] [--json]`;
+  [--prefill-method ${methodNames('prefill')}]
+  [--decode-method ${methodNames('decode')}]
+  [--prefill-params k=v,k=v] [--decode-params k=v,k=v] [--sparsity 0..0.95]
+  [--weights f32|f16] [--kv f32|f16] [--max-seq-len N] [--chat] [--json]`;
 
 class UsageError extends Error {}
 
@@ -29,6 +41,63 @@ function number(value: string | undefined, name: string, fallback: number): numb
 function dtype(value: string | undefined, name: string): 'f32' | 'f16' {
   if (value === undefined || value === 'f32' || value === 'f16') return value ?? 'f32';
   throw new UsageError(`--${name} must be f32 or f16, got '${value}'`);
+}
+
+/** A param value as typed: a number, true/false, or else the text itself (a mask_mod source). */
+function paramValue(text: string): ParamValue {
+  if (text === 'true' || text === 'false') return text === 'true';
+  const parsed = Number(text);
+  return text.trim() !== '' && Number.isFinite(parsed) ? parsed : text;
+}
+
+/**
+ * k=v,k=v: pairs split at the commas that start a new `name=`, so that a value (a mask_mod source)
+ * may hold commas of its own.
+ */
+function parseParams(text: string | undefined, flag: string): Partial<MethodParams> {
+  const params: Partial<MethodParams> = {};
+  if (text === undefined) return params;
+  for (const pair of text.split(/,(?=\s*[A-Za-z_]\w*=)/)) {
+    const match = /^\s*([A-Za-z_]\w*)=([\s\S]*)$/.exec(pair);
+    if (!match) throw new UsageError(`--${flag}: '${pair}' is not name=value (e.g. window=256)`);
+    params[match[1]] = paramValue(match[2]);
+  }
+  return params;
+}
+
+/** The phase's method: --<phase>-method, its params from --sparsity, then --<phase>-params. */
+function methodOption(
+  phase: Phase,
+  name: string | undefined,
+  paramsText: string | undefined,
+  sparsity: number | undefined,
+  shape: { numHeads: number; numKvHeads: number; headDim: number; promptLength: number },
+): AttentionMethod {
+  const methodName = name ?? 'dense';
+  let method;
+  try {
+    method = getMethod(methodName);
+  } catch {
+    throw new UsageError(
+      `--${phase}-method: unknown method '${methodName}' (${phase} methods: ${methodNames(phase)})`,
+    );
+  }
+  const given = parseParams(paramsText, `${phase}-params`);
+  if (sparsity === undefined || !method.phases.includes(phase)) {
+    return { name: methodName, params: given };
+  }
+  const numQueries = phase === 'prefill' ? shape.promptLength : 1;
+  const qStart = phase === 'prefill' ? 0 : shape.promptLength - 1;
+  const fromSparsity = method.paramsForSparsity(sparsity, { ...shape, numQueries, qStart });
+  return { name: methodName, params: { ...fromSparsity, ...given } };
+}
+
+/** The kernel-counted sparsity per phase and layer, one line. */
+function describeSparsity(stats: AttentionStats): string {
+  const phase = (name: Phase) =>
+    `${name} ${stats[name][0]?.method ?? '-'}: ` +
+    stats[name].map((layer) => `${(layer.sparsity * 100).toFixed(1)}%`).join(' ');
+  return `measured sparsity per layer (counted by the kernels): ${phase('prefill')}; ${phase('decode')}`;
 }
 
 async function main(): Promise<void> {
@@ -45,6 +114,9 @@ async function main(): Promise<void> {
       seed: { type: 'string' },
       'prefill-method': { type: 'string' },
       'decode-method': { type: 'string' },
+      'prefill-params': { type: 'string' },
+      'decode-params': { type: 'string' },
+      sparsity: { type: 'string' },
       weights: { type: 'string' },
       kv: { type: 'string' },
       'max-seq-len': { type: 'string' },
@@ -86,12 +158,25 @@ async function main(): Promise<void> {
       : tokenizer.encode(prompt);
   }
 
-  const ctx = await acquireNodeGpuContext();
+  const sparsity =
+    values.sparsity === undefined ? undefined : number(values.sparsity, 'sparsity', 0);
+  if (sparsity !== undefined && !(sparsity >= 0 && sparsity <= 0.95)) {
+    throw new UsageError(`--sparsity must be in [0, 0.95], got ${sparsity}`);
+  }
+  const shape = { ...folder.config, promptLength: ids.length };
+  const attentionFor = (phase: Phase, name?: string, params?: string) =>
+    methodOption(phase, name, params, sparsity, shape);
   const options: ModelOptions = {
     weightDtype: dtype(values.weights, 'weights'),
     kvDtype: dtype(values.kv, 'kv'),
-    attention: { prefill: values['prefill-method'], decode: values['decode-method'] },
+    attention: {
+      prefill: attentionFor('prefill', values['prefill-method'], values['prefill-params']),
+      decode: attentionFor('decode', values['decode-method'], values['decode-params']),
+    },
   };
+  // Bad methods and params are reported before the GPU is acquired.
+  resolveAttention(options.attention, folder.config.numLayers);
+  const ctx = await acquireNodeGpuContext();
   const maxNewTokens = number(values['max-new-tokens'], 'max-new-tokens', 64);
   if (values['max-seq-len']) options.maxSeqLen = number(values['max-seq-len'], 'max-seq-len', 0);
   else options.maxSeqLen = Math.min(folder.config.maxPositionEmbeddings, ids.length + maxNewTokens);
@@ -104,13 +189,16 @@ async function main(): Promise<void> {
     const top = [...logits.keys()].sort((a, b) => logits[b] - logits[a]).slice(0, 10);
     const rows = top.map((id) => ({ id, logit: logits[id], text: tokenizer?.decode([id]) }));
     if (values.json) {
-      console.log(JSON.stringify({ ids, top: rows, timings: model.timings }));
+      console.log(
+        JSON.stringify({ ids, top: rows, timings: model.timings, attention: model.stats }),
+      );
     } else {
       for (const row of rows) {
         console.log(
           `${String(row.id).padStart(8)} ${row.logit.toFixed(4).padStart(10)}  ${JSON.stringify(row.text ?? '')}`,
         );
       }
+      console.error(describeSparsity(model.stats));
     }
     model.dispose();
     return;
@@ -145,6 +233,7 @@ async function main(): Promise<void> {
         text: tokenizer?.decode(result.ids, { skipSpecialTokens: true }),
         stop_reason: result.stopReason,
         timings: result.timings,
+        attention: model.stats,
       }),
     );
   } else {
@@ -154,6 +243,7 @@ async function main(): Promise<void> {
         `decode ${decode.tokens} tokens in ${decode.ms.toFixed(2)} ms ` +
         `(${(decode.tokens / (decode.ms / 1000) || 0).toFixed(1)} tok/s GPU, ${result.timings.source})`,
     );
+    console.error(describeSparsity(model.stats));
   }
   model.dispose();
 }

@@ -86,7 +86,10 @@ export function snapKVBudgets(
   const capacity = Math.min(options.capacity, numKeys);
   const forced = localWindow + prefixTokens;
   if (capacity < Math.min(numKeys, forced)) {
-    throw new Error('snapKV: capacity must cover localWindow + prefixTokens');
+    throw new Error(
+      `snapKV: capacity ${options.capacity} must cover localWindow + prefixTokens ` +
+        `(${localWindow} + ${prefixTokens}) or the whole prompt (${numKeys} tokens)`,
+    );
   }
   if (options.mode === 'snapkv') return { capacity, minPerHead: capacity, keptStride: capacity };
   const minRatio = options.minRatio ?? 0.2;

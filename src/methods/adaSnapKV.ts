@@ -2,6 +2,7 @@
 import { adaSnapKV, ADA_SNAPKV_DEFAULTS } from './reference/adaSnapKV';
 import {
   capacityForSparsity,
+  evictionInModel,
   evictionReference,
   runEviction,
   snapKVParamSpecs,
@@ -53,6 +54,11 @@ export const adaSnapKVMethod: SparseMethod = {
     return evictionReference(input, (obs) => adaSnapKV(obs, typed));
   },
   planner: 'gpu',
+  inModel: evictionInModel('ada_snapkv', (p) => ({
+    ...snapKVTyped(p),
+    minRatio: numberParam(p, 'minRatio'),
+    mode: 'ada',
+  })),
   run(ctx, input, p) {
     const resolved = resolveParams(params, p);
     return runEviction(ctx, input, {

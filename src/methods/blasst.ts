@@ -1,5 +1,24 @@
 /** BLASST: block skipping inside the online-softmax loop, by a threshold on the block max. */
-import { blasstDecodeOnHost, blasstPrefillOnHost } from '../kernels/blasst';
+import { createEmptyBuffer } from '../gpu/buffers';
+import type { GpuContext } from '../gpu/context';
+import {
+  blasstDecodeOnHost,
+  blasstPrefillCountsBytes,
+  blasstPrefillOnHost,
+  createBlasstDecode,
+  recordBlasstPrefill,
+} from '../kernels/blasst';
+import { prefillTileConfig } from '../kernels/densePrefill';
+import {
+  attentionBuffers,
+  decodeParams,
+  prefillParams,
+  readU32,
+  sumOf,
+  type AttentionCall,
+  type AttentionCount,
+  type AttentionOp,
+} from './inModel';
 import { blasst, BLASST_DEFAULTS, type BlasstOrder } from './reference/blasst';
 import { measuredSparsity } from './reference/masks';
 import {
@@ -10,6 +29,7 @@ import {
   numberParam,
   resolveParams,
   stringParam,
+  type MethodParams,
   type ParamSpec,
   type SparseMethod,
 } from './types';
@@ -63,6 +83,67 @@ const params: readonly ParamSpec[] = [
   },
 ];
 
+/** The kernel's [skipped, kept] pairs per row, summed per head (`rowsPerHead` rows each). */
+function skipCount(words: Uint32Array, heads: number): AttentionCount {
+  const rowsPerHead = words.length / 2 / heads;
+  const perHead = (first: number) =>
+    Array.from({ length: heads }, (_, h) =>
+      sumOf(words.subarray(h * rowsPerHead * 2, (h + 1) * rowsPerHead * 2), first, 2),
+    );
+  const kept = perHead(1);
+  const skipped = perHead(0);
+  const total = kept.map((k, h) => k + skipped[h]);
+  return {
+    unit: 'blocks',
+    touched: sumOf(kept),
+    total: sumOf(total),
+    perHead: { touched: kept, total },
+  };
+}
+
+function blasstOptions(p: MethodParams) {
+  return { lambda: numberParam(p, 'lambda'), order: stringParam(p, 'order') as BlasstOrder };
+}
+
+/**
+ * In the model: prefill is the dense kernel with skipping, whose blocks are its own tiles (counts
+ * per query head and tile); decode skips blocks of `block` tokens, one decision per KV head.
+ */
+function prefillOp(ctx: GpuContext, p: MethodParams, call: AttentionCall): AttentionOp {
+  const params = prefillParams(call);
+  const config = prefillTileConfig(ctx, call.shape.headDim);
+  const bytes = blasstPrefillCountsBytes(params, config);
+  const counts = createEmptyBuffer(ctx.device, bytes, 'blasst prefill counts');
+  const record = recordBlasstPrefill(
+    ctx,
+    params,
+    { ...attentionBuffers(call), counts },
+    blasstOptions(p),
+    config,
+  );
+  return {
+    record,
+    dispose: () => counts.destroy(),
+    readCount: async () => skipCount(await readU32(ctx, counts, bytes / 4), call.shape.numHeads),
+  };
+}
+
+function decodeOp(ctx: GpuContext, p: MethodParams, call: AttentionCall): AttentionOp {
+  const { numKvHeads } = call.shape;
+  const counts = createEmptyBuffer(ctx.device, numKvHeads * 8, 'blasst decode counts');
+  const decode = createBlasstDecode(
+    ctx,
+    decodeParams(call),
+    { ...attentionBuffers(call), counts },
+    { ...blasstOptions(p), blockTokens: numberParam(p, 'block') },
+  );
+  return {
+    record: decode.record,
+    dispose: () => [counts, ...decode.scratch].forEach((b) => b.destroy()),
+    readCount: async () => skipCount(await readU32(ctx, counts, numKvHeads * 2), numKvHeads),
+  };
+}
+
 export const blasstMethod: SparseMethod = {
   name: 'blasst',
   label: 'BLASST',
@@ -100,6 +181,7 @@ export const blasstMethod: SparseMethod = {
     };
   },
   planner: 'none',
+  inModel: { prefill: prefillOp, decode: decodeOp },
   /**
    * Prefill: the kernel's blocks are its own tiles (prefillTileConfig: queryTile rows x keyTile
    * keys per query head), not `block`; its counts equal the reference run with blockQ = queryTile,

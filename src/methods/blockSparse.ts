@@ -1,4 +1,13 @@
 /** Block-Sparse (MInference's block_sparse_attention): top-k key blocks per query block. */
+import { blockSparseMaskFromRows, planBlockSparseOnGpu } from '../kernels/planners';
+import {
+  attentionBuffers,
+  blockSparseOp,
+  maskShapeOf,
+  prefillParams,
+  readU32,
+  type InModelAttention,
+} from './inModel';
 import {
   blockSparse,
   BLOCK_SPARSE_DEFAULTS,
@@ -49,6 +58,41 @@ function plan(input: MethodInput, p?: Partial<MethodParams>) {
   }).mask;
 }
 
+/**
+ * In the model: the GPU planner (planners.ts) on the chunk's q and the layer's K pool, its rows read
+ * back into the mask, then the block-sparse kernel. A chunk must start on a block boundary.
+ */
+const inModel: InModelAttention = {
+  prefill(ctx, p, call) {
+    const chunkSize = numberParam(p, 'chunkSize');
+    if (call.qStart % chunkSize !== 0) {
+      throw new Error(
+        `prefill method 'block_sparse' for layer ${call.layer}: the chunk starts at ` +
+          `${call.qStart}, not a multiple of chunkSize ${chunkSize} (use a prefillChunk that is ` +
+          'a multiple of it)',
+      );
+    }
+    const gpuPlan = planBlockSparseOnGpu(ctx, prefillParams(call), attentionBuffers(call), {
+      topChunks: numberParam(p, 'topChunks'),
+      blockSize: chunkSize,
+    });
+    const { rows, rowLength, rowStride, numQueryBlocks } = gpuPlan.outputs;
+    const rowCount = call.shape.numHeads * numQueryBlocks;
+    const shape = maskShapeOf(call);
+    return blockSparseOp(ctx, call, {
+      record: gpuPlan.record,
+      destroy: gpuPlan.destroy,
+      mask: async () => {
+        const [rowWords, lengths] = await Promise.all([
+          readU32(ctx, rows, rowCount * rowStride),
+          readU32(ctx, rowLength, rowCount),
+        ]);
+        return blockSparseMaskFromRows(shape, chunkSize, rowWords, lengths, rowStride);
+      },
+    });
+  },
+};
+
 export const blockSparseMethod: SparseMethod = {
   name: 'block_sparse',
   label: 'Block-Sparse',
@@ -71,4 +115,5 @@ export const blockSparseMethod: SparseMethod = {
   reference: (input, p) => referenceFromMask(input, plan(input, p)),
   planner: 'cpu',
   run: (ctx, input, p) => runPlannedMask(ctx, input, () => plan(input, p)),
+  inModel,
 };

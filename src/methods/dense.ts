@@ -1,6 +1,7 @@
 /** Dense causal attention: the baseline every sparse method is compared against. */
 import { denseDecodeOnHost } from '../kernels/denseDecode';
 import { densePrefillOnHost } from '../kernels/densePrefill';
+import { denseDecodeOp, densePrefillOp } from './inModel';
 import { ceilDiv, denseMask, numKeysOf } from './reference/masks';
 import {
   blockUnits,
@@ -53,6 +54,10 @@ export const denseMethod: SparseMethod = {
     return { ...result, kept: { kind: 'pages', pageSize: DECODE_PAGE, perKvHead }, units };
   },
   planner: 'none',
+  inModel: {
+    prefill: (ctx, _params, call) => densePrefillOp(ctx, call),
+    decode: (ctx, _params, call) => denseDecodeOp(ctx, call),
+  },
   async run(ctx, input, params) {
     resolveParams([], params);
     const pageSize = input.pageSize ?? DECODE_PAGE;

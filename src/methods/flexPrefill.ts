@@ -1,4 +1,5 @@
 /** FlexPrefill: vertical-slash with per-head budgets from a coverage threshold alpha. */
+import { verticalSlashPlanOp } from './inModel';
 import {
   flexPrefill,
   FLEX_PREFILL_DEFAULTS,
@@ -131,4 +132,14 @@ export const flexPrefillMethod: SparseMethod = {
   reference: (input, p) => referenceFromMask(input, plan(input, p)),
   planner: 'cpu',
   run: (ctx, input, p) => runPlannedMask(ctx, input, () => plan(input, p)),
+  inModel: {
+    prefill(ctx, p, call) {
+      const { approximationSize, ...rest } = typed(p);
+      return verticalSlashPlanOp(ctx, 'flexprefill', call, {
+        mode: 'flexprefill',
+        approximation: approximationSize,
+        ...rest,
+      });
+    },
+  },
 };

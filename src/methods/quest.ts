@@ -1,5 +1,19 @@
 /** Quest (decode): top-K pages by an upper bound of q.k from per-page key min/max. */
-import { questDecodeOnHost } from '../kernels/quest';
+import {
+  createQuestSummaries,
+  questDecodeOnHost,
+  recordQuestDecode,
+  type QuestSummaries,
+} from '../kernels/quest';
+import { pagesFor } from '../kernels/pagedKv';
+import {
+  attentionBuffers,
+  decodeParams,
+  readU32,
+  sumOf,
+  type InModelAttention,
+  type LayerState,
+} from './inModel';
 import {
   quest,
   QUEST_DEFAULTS,
@@ -39,6 +53,73 @@ const params: readonly ParamSpec[] = [
   },
 ];
 
+/** Quest's layer state: the page summaries, brought up to date after every KV write. */
+interface QuestState extends LayerState {
+  summaries: QuestSummaries;
+}
+
+/**
+ * In the model: the summaries of every page of the layer's cache are kept up to date by the model
+ * (afterKvWrite: the pages the new tokens touched); decode scores them, selects pages and reads
+ * only those. Counts: pages read per KV head.
+ */
+const inModel: InModelAttention = {
+  createLayerState(ctx, cache): QuestState {
+    const summaries = createQuestSummaries(ctx, cache.kv, cache.numPages, cache);
+    const size = cache.kv.pageSize;
+    return {
+      summaries,
+      afterKvWrite: (start, tokens) =>
+        summaries.recordUpdate(
+          Math.floor(start / size),
+          Math.ceil((start + tokens) / size),
+          start + tokens,
+        ),
+      dispose: () => summaries.dispose(),
+    };
+  },
+  decode(ctx, p, call) {
+    const state = call.state as QuestState | undefined;
+    if (!state) throw new Error(`decode method 'quest' for layer ${call.layer}: no page summaries`);
+    const pageSize = numberParam(p, 'pageSize');
+    if (pageSize !== call.kv.pageSize) {
+      throw new Error(
+        `decode method 'quest' for layer ${call.layer}: pageSize ${pageSize} must equal the KV ` +
+          `cache's page size ${call.kv.pageSize}`,
+      );
+    }
+    const tokenBudget = numberParam(p, 'tokenBudget');
+    if (tokenBudget % pageSize !== 0) {
+      throw new Error(
+        `decode method 'quest' for layer ${call.layer}: tokenBudget ${tokenBudget} must be a ` +
+          `multiple of pageSize ${pageSize} (whole pages)`,
+      );
+    }
+    const params = decodeParams(call);
+    const decode = recordQuestDecode(
+      ctx,
+      { ...params, tokenBudget },
+      { ...attentionBuffers(call), summaries: state.summaries.buffer },
+    );
+    const heads = call.shape.numKvHeads;
+    const pages = pagesFor(params.kvLen, pageSize);
+    return {
+      record: decode.record,
+      dispose: () => decode.dispose(),
+      readCount: async () => {
+        const touched = Array.from(await readU32(ctx, decode.pageCounts, heads));
+        const total = touched.map(() => pages);
+        return {
+          unit: 'pages',
+          touched: sumOf(touched),
+          total: sumOf(total),
+          perHead: { touched, total },
+        };
+      },
+    };
+  },
+};
+
 export const questMethod: SparseMethod = {
   name: 'quest',
   label: 'Quest',
@@ -76,6 +157,7 @@ export const questMethod: SparseMethod = {
     };
   },
   planner: 'gpu',
+  inModel,
   async run(ctx, input, p) {
     requireDecode(input, 'quest');
     const resolved = resolveParams(params, p);

@@ -1,5 +1,6 @@
 /** Sliding window + attention sinks (StreamingLLM): position-only selection. */
-import { causalTotal } from './reference/masks';
+import { blockSparseOp, maskShapeOf } from './inModel';
+import { causalTotal, type MaskShape } from './reference/masks';
 import { closestOnDecreasing } from './reference/select';
 import { keptCount, slidingWindow, SLIDING_WINDOW_DEFAULTS } from './reference/slidingWindow';
 import {
@@ -9,7 +10,6 @@ import {
   resolveParams,
   runPlannedMask,
   shapeLength,
-  type MethodInput,
   type MethodParams,
   type MethodShape,
   type ParamSpec,
@@ -65,7 +65,7 @@ export function windowForSparsity(s: number, shape: MethodShape, sinks: number):
   );
 }
 
-function plan(input: MethodInput, p?: Partial<MethodParams>) {
+function plan(input: MaskShape, p?: Partial<MethodParams>) {
   const resolved = resolveParams(params, p);
   const block = numberParam(resolved, 'block');
   const { numHeads, numQueries, qStart } = input;
@@ -97,4 +97,8 @@ export const slidingWindowMethod: SparseMethod = {
   reference: (input, p) => referenceFromMask(input, plan(input, p)),
   planner: 'cpu',
   run: (ctx, input, p) => runPlannedMask(ctx, input, () => plan(input, p)),
+  inModel: {
+    prefill: (ctx, p, call) => blockSparseOp(ctx, call, () => plan(maskShapeOf(call), p)),
+    decode: (ctx, p, call) => blockSparseOp(ctx, call, () => plan(maskShapeOf(call), p)),
+  },
 };

@@ -1,8 +1,27 @@
 /** SnapKV (decode): evict once after prefill, keeping the tokens the last prompt queries attend. */
 import type { GpuContext } from '../gpu/context';
 import type { ReferenceInput } from '../kernels/attention.reference';
-import { decodeCompactedOnGpu, snapKVOnHost, type SnapKVSelectOptions } from '../kernels/snapKV';
-import { numKeysOf } from './reference/masks';
+import { createKvWrite } from '../kernels/model/kvWrite';
+import type { GpuPlan } from '../kernels/planners';
+import {
+  compactKvOnGpu,
+  decodeCompactedOnGpu,
+  snapKVOnHost,
+  snapKVSelectOnGpu,
+  type CompactOutputs,
+  type SnapKVSelectOptions,
+} from '../kernels/snapKV';
+import {
+  blockSparseOp,
+  denseDecodeOp,
+  prefillParams,
+  readU32,
+  sumOf,
+  type AttentionOp,
+  type InModelAttention,
+  type LayerState,
+} from './inModel';
+import { blockMaskFromMaskMod, numKeysOf } from './reference/masks';
 import {
   compactedDecode,
   snapKV,
@@ -175,6 +194,154 @@ export async function runEviction(
   }
 }
 
+/** The compacted cache of one layer, from the last prefill chunk. */
+interface CompactedLayer {
+  compact: GpuPlan<CompactOutputs>;
+  /** Tokens the selection ran over; decode token t (from 0) sits at slot keptStride + t. */
+  promptLength: number;
+  keptStride: number;
+  /** Kept prompt tokens per KV head, as the compaction kernel wrote them (after the submit). */
+  lengths: number[] | null;
+}
+
+interface EvictionState extends LayerState {
+  current: CompactedLayer | null;
+}
+
+/**
+ * SnapKV and Ada-SnapKV in the model. After every prefill chunk's attention at the layer, the GPU
+ * selection (kernels/snapKV.ts) scores the keys with the chunk's last `window` queries (so a chunk
+ * shorter than the window scores with fewer queries than the reference) and the kept tokens are
+ * compacted into the layer's own pools: each KV head's kept prompt tokens from slot 0, then room
+ * for every token decoded later, from slot keptStride on. The last chunk's compaction is the one
+ * decode uses. Each decode step appends its token's K and V at slot keptStride + t (the same slot
+ * for every head) and attends over the compacted cache: SnapKV heads all keep keptStride tokens,
+ * so the dense decode kernel runs with kvLen = keptStride + t + 1. Ada-SnapKV heads keep different
+ * counts, and the dense decode kernel takes one length for all heads, so the gap between a head's
+ * kept tokens and slot keptStride is masked instead: the block-sparse kernel with a per-head
+ * bitset mask (kept slots and decoded slots), which skips the blocks that are only gap. Counts:
+ * the tokens each KV head attends (its kept prompt tokens plus the decoded ones) against the full
+ * cache, as the reference's units.
+ */
+export function evictionInModel(
+  name: string,
+  optionsOf: (p: MethodParams) => SnapKVSelectOptions,
+): InModelAttention {
+  return {
+    createLayerState(ctx, cache, params): EvictionState {
+      const options = optionsOf(params);
+      const state: EvictionState = {
+        current: null,
+        afterPrefillAttention(call) {
+          const select = snapKVSelectOnGpu(ctx, prefillParams(call), call, options);
+          const promptLength = call.qStart + call.numQueries;
+          const { kept, lengths, keptStride } = select.outputs;
+          const compact = compactKvOnGpu(
+            ctx,
+            {
+              kv: call.kv,
+              promptLength,
+              kvLen: promptLength,
+              keptStride,
+              headStride: keptStride + cache.maxSeqLen - promptLength,
+            },
+            { kPool: call.kPool, vPool: call.vPool, pageTable: call.pageTable, kept, lengths },
+          );
+          state.current?.compact.destroy();
+          state.current = { compact, promptLength, keptStride, lengths: null };
+          return {
+            record: (pass) => {
+              select.record(pass);
+              compact.record(pass);
+            },
+            dispose: () => select.destroy(),
+          };
+        },
+        async afterSubmit() {
+          const current = state.current;
+          if (!current || current.lengths) return;
+          const words = await readU32(ctx, current.compact.outputs.lengths, cache.kv.numKvHeads);
+          current.lengths = Array.from(words);
+        },
+        dispose: () => state.current?.compact.destroy(),
+      };
+      return state;
+    },
+    decode(ctx, _params, call) {
+      const current = (call.state as EvictionState | undefined)?.current;
+      const t = current ? call.qStart - current.promptLength : -1;
+      if (!current?.lengths || t < 0) {
+        throw new Error(
+          `decode method '${name}' for layer ${call.layer}: no prompt was prefilled before this ` +
+            'decode step (the kept tokens are chosen from the prompt; run prefill first)',
+        );
+      }
+      if (!call.kvRows)
+        throw new Error(`decode method '${name}': the new token's K/V rows are missing`);
+      const { keptStride } = current;
+      const lengths = current.lengths;
+      const pools = current.compact.outputs;
+      const slot = keptStride + t;
+      const rows = call.kvRows;
+      const append = createKvWrite(
+        ctx,
+        {
+          tokens: 1,
+          kv: call.kv,
+          start: slot,
+          kStride: rows.stride,
+          kOffset: rows.kOffset,
+          vStride: rows.stride,
+          vOffset: rows.vOffset,
+        },
+        {
+          k: rows.buffer,
+          v: rows.buffer,
+          pageTable: pools.pageTable,
+          kPool: pools.kPool,
+          vPool: pools.vPool,
+        },
+      );
+      const compacted = {
+        ...call,
+        kPool: pools.kPool,
+        vPool: pools.vPool,
+        pageTable: pools.pageTable,
+      };
+      const { numHeads, numKvHeads } = call.shape;
+      const group = numHeads / numKvHeads;
+      const attend: AttentionOp = lengths.every((n) => n === keptStride)
+        ? denseDecodeOp(ctx, call, { ...pools, kvLen: slot + 1 })
+        : blockSparseOp(ctx, { ...compacted, qStart: slot }, () =>
+            blockMaskFromMaskMod(
+              { numHeads, numQueries: 1, qStart: slot, blockQ: 16, blockK: 16 },
+              (_b, h, _q, key) => key < lengths[Math.floor(h / group)] || key >= keptStride,
+            ),
+          );
+      const touched = lengths.map((n) => n + t + 1);
+      const total = touched.map(() => call.qStart + 1);
+      return {
+        record: (pass) => {
+          append.record(pass);
+          attend.record(pass);
+        },
+        dispose: () => {
+          append.dispose();
+          attend.dispose();
+        },
+        readCount: async () => ({
+          unit: 'tokens',
+          touched: sumOf(touched),
+          total: sumOf(total),
+          perHead: { touched, total },
+          // Ada-SnapKV's per-head mask is built on the CPU each step.
+          plannerMs: (await attend.readCount()).plannerMs,
+        }),
+      };
+    },
+  };
+}
+
 export const snapKVMethod: SparseMethod = {
   name: 'snapkv',
   label: 'SnapKV',
@@ -203,4 +370,5 @@ export const snapKVMethod: SparseMethod = {
       ...snapKVTyped(resolveParams(snapKVParamSpecs, p)),
       mode: 'snapkv',
     }),
+  inModel: evictionInModel('snapkv', (p) => ({ ...snapKVTyped(p), mode: 'snapkv' })),
 };

@@ -34,10 +34,20 @@
  * - `run(ctx, input, params)` (optional): the method on the GPU through the existing kernels,
  *   returning the f32 output and kernel statistics. `planner` says where the selection is planned:
  *   'cpu' means the CPU reference builds the block mask and only the attention runs on the GPU
- *   (block_sparse, vertical_slash, flexprefill, sliding_window, user_pattern for now); 'gpu' means
+ *   (block_sparse, vertical_slash, flexprefill, sliding_window, user_pattern in `run`; inside the
+ *   model block_sparse, vertical_slash and flexprefill plan on the GPU, see `inModel`); 'gpu' means
  *   kernels select too (quest, snapkv, ada_snapkv); 'none' means nothing is planned ahead (dense;
  *   BLASST decides inside the softmax loop). A method without a GPU path leaves `run` absent and
  *   says why in `runUnavailable` (shown by the UI).
+ *
+ * - `inModel`: the method inside the model's forward pass (src/model/runtime/model.ts), on the
+ *   model's own buffers. Every method has the hook of each of its phases (inModel.ts describes the
+ *   interface): `prefill` / `decode` build the layer's attention op from the resolved params; an
+ *   optional `createLayerState` keeps what the method needs next to the layer's KV cache (Quest's
+ *   page summaries, SnapKV's compacted cache) and is told of KV writes, prefill attention and the
+ *   end of each step. The runtime (src/model/runtime/attention.ts) only resolves names and params
+ *   through the registry and calls these hooks, so adding a method is one module here and one
+ *   line in registry.ts; the CLI, the engine and the tests pick it up from the registry.
  *
  * Statistics counted "by the kernel" are the kernel's own counts (key blocks processed, pages
  * read); `stats.measuredSparsity` is 1 - touched / total in those units, so it equals the
@@ -47,6 +57,7 @@ import type { GpuContext } from '../gpu/context';
 import type { ReferenceInput } from '../kernels/attention.reference';
 import { blockSparsePrefillOnHost } from '../kernels/blockSparsePrefill';
 import type { AttentionShape, KvDtype } from '../kernels/layout';
+import type { InModelAttention } from './inModel';
 import { blockCounts, measuredSparsity, type BlockMask } from './reference/masks';
 import { sparseAttention } from './reference/sparseAttention';
 
@@ -184,6 +195,8 @@ export interface SparseMethod {
   reference(input: MethodInput, params?: Partial<MethodParams>): MethodReference;
   planner: 'cpu' | 'gpu' | 'none';
   run?: MethodRunner;
+  /** The method inside the model's forward pass: a hook for each of its phases. */
+  inModel: InModelAttention;
   /** Why `run` is absent. */
   runUnavailable?: string;
 }

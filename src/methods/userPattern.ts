@@ -17,7 +17,8 @@
  * their own tab. Errors (syntax, runtime, a non-boolean result) become UserPatternError with the
  * line number in the user's source where the engine tells it.
  */
-import { blockMaskFromMaskMod, type MaskMod } from './reference/masks';
+import { blockSparseOp, maskShapeOf } from './inModel';
+import { blockMaskFromMaskMod, type MaskMod, type MaskShape } from './reference/masks';
 import { windowForSparsity } from './slidingWindow';
 import {
   checkSparsity,
@@ -26,7 +27,6 @@ import {
   resolveParams,
   runPlannedMask,
   stringParam,
-  type MethodInput,
   type MethodParams,
   type ParamSpec,
   type SparseMethod,
@@ -266,7 +266,7 @@ const params: readonly ParamSpec[] = [
   },
 ];
 
-function plan(input: MethodInput, p?: Partial<MethodParams>) {
+function plan(input: MaskShape, p?: Partial<MethodParams>) {
   const resolved = resolveParams(params, p);
   const block = numberParam(resolved, 'block');
   const maskMod = compileMaskMod(stringParam(resolved, 'source'), {
@@ -301,4 +301,8 @@ export const userPatternMethod: SparseMethod = {
   reference: (input, p) => referenceFromMask(input, plan(input, p)),
   planner: 'cpu',
   run: (ctx, input, p) => runPlannedMask(ctx, input, () => plan(input, p)),
+  inModel: {
+    prefill: (ctx, p, call) => blockSparseOp(ctx, call, () => plan(maskShapeOf(call), p)),
+    decode: (ctx, p, call) => blockSparseOp(ctx, call, () => plan(maskShapeOf(call), p)),
+  },
 };

@@ -1,4 +1,5 @@
 /** Vertical-Slash (MInference): key columns + diagonals picked from the last queries' softmax. */
+import { verticalSlashPlanOp } from './inModel';
 import {
   paramsForSparsity as referenceParamsForSparsity,
   verticalSlash,
@@ -114,4 +115,7 @@ export const verticalSlashMethod: SparseMethod = {
   reference: (input, p) => referenceFromMask(input, plan(input, p)),
   planner: 'cpu',
   run: (ctx, input, p) => runPlannedMask(ctx, input, () => plan(input, p)),
+  inModel: {
+    prefill: (ctx, p, call) => verticalSlashPlanOp(ctx, 'vertical_slash', call, typed(p)),
+  },
 };

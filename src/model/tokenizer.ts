@@ -35,6 +35,25 @@ function chatTemplate(config: Raw): string | null {
   return null;
 }
 
+function characterLevel(
+  json: Raw,
+  emptyIds: readonly number[],
+): { added: string[]; specialTokens: number } | null {
+  const model = json.model as Raw;
+  const merges = model.merges;
+  const vocab = model.vocab;
+  if (model.type !== 'BPE' || !Array.isArray(merges) || merges.length > 0 || !isObject(vocab)) {
+    return null;
+  }
+  if (json.normalizer || json.pre_tokenizer) return null;
+  const added = Array.isArray(json.added_tokens)
+    ? json.added_tokens.map((t) => tokenText(t)).filter((t): t is string => t !== null)
+    : [];
+  const addedSet = new Set(added);
+  const single = Object.keys(vocab).every((t) => addedSet.has(t) || [...t].length === 1);
+  return single ? { added, specialTokens: emptyIds.length } : null;
+}
+
 export class TextTokenizer {
   private readonly tokenizer: Tokenizer;
   private readonly config: Raw;
@@ -42,6 +61,8 @@ export class TextTokenizer {
   readonly chatTemplate: string | null;
   readonly bosToken: string | null;
   readonly eosToken: string | null;
+  /** Added tokens' texts, when every other token is one character (see `count`); else null. */
+  private readonly characterLevel: { added: string[]; specialTokens: number } | null;
 
   constructor(tokenizerJson: unknown, tokenizerConfig: unknown = {}) {
     if (!isObject(tokenizerJson) || !isObject(tokenizerJson.model)) {
@@ -56,6 +77,23 @@ export class TextTokenizer {
     this.chatTemplate = chatTemplate(this.config);
     this.bosToken = tokenText(this.config.bos_token);
     this.eosToken = tokenText(this.config.eos_token);
+    this.characterLevel = characterLevel(tokenizerJson, this.encode(''));
+  }
+
+  /**
+   * Token count of encode(text). A character-level tokenizer (a BPE with no merges, no normalizer
+   * or pre-tokenizer, and one-character tokens) gives one token per character, so the count is
+   * the text's length plus what the post-processor adds: task generators call this many times per
+   * prompt while they fit a length, and this makes it instant.
+   */
+  count(text: string): number {
+    const c = this.characterLevel;
+    if (c && !c.added.some((t) => text.includes(t))) {
+      let n = 0;
+      for (const _ of text) n++;
+      return n + c.specialTokens;
+    }
+    return this.encode(text).length;
   }
 
   /** Ids of the text; with addSpecialTokens (default true) as the post-processor adds them (BOS). */

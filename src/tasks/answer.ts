@@ -14,6 +14,16 @@ export function extractAnswer(output: string): string | null {
   return output.slice(start, close < 0 ? output.length : close).trim();
 }
 
+/** A complete model output around an answer body: the answer tags the prompts ask for. */
+export function answerCompletion(body: string): string {
+  return `<answer>\n${body}\n</answer>`;
+}
+
+/** Lines "1. x", "2. y", ... */
+export function numberedLines(items: readonly string[]): string {
+  return items.map((x, i) => `${i + 1}. ${x}`).join('\n');
+}
+
 /** Intersection over union; 1 when both sets are empty. */
 export function iou<T>(predicted: ReadonlySet<T>, gold: ReadonlySet<T>): number {
   let inter = 0;

@@ -1,4 +1,4 @@
-import { answerLines, extractAnswer, iou, splitEnumeration } from './answer';
+import { answerLines, extractAnswer, iou, splitEnumeration, numberedLines } from './answer';
 import { CWE_WORDS } from './data/words';
 import { largestFitting, tooSmall } from './fill';
 import { makeSample, promptTokens, type PromptParts } from './prompt';
@@ -103,6 +103,10 @@ function score(sample: TaskSample, output: string): number {
   return iou(predicted, new Set(sample.answer as string[]));
 }
 
+function goldAnswer(sample: TaskSample): string {
+  return numberedLines(sample.answer as string[]);
+}
+
 export const cweTask: TaskDefinition = {
   name: NAME,
   label: 'RULER CWE',
@@ -110,5 +114,6 @@ export const cweTask: TaskDefinition = {
     'A numbered word list where 10 words appear 30 times and the rest 3 times; name the 10 common words.',
   characterisation: { dispersion: 'low', scope: 'high' },
   generate,
+  goldAnswer,
   score,
 };

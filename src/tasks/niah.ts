@@ -1,4 +1,4 @@
-import { extractAnswer } from './answer';
+import { extractAnswer, numberedLines } from './answer';
 import { largestFittingUnbounded, tooSmall } from './fill';
 import { makeSample, promptTokens, type PromptParts } from './prompt';
 import { Rng, rngFor } from './random';
@@ -90,6 +90,14 @@ function score(sample: TaskSample, output: string): number {
   return values.filter((v) => returned.has(v)).length / values.length;
 }
 
+/** "1. The answer for <key> is <value>." per needle, in the order asked. */
+function goldAnswer(sample: TaskSample): string {
+  const keys = sample.meta?.keys as string[];
+  return numberedLines(
+    (sample.answer as string[]).map((v, i) => `The answer for ${keys[i]} is ${v}.`),
+  );
+}
+
 export const niahTask: TaskDefinition = {
   name: NAME,
   label: 'RULER NIAH',
@@ -97,5 +105,6 @@ export const niahTask: TaskDefinition = {
     'Four needles "The value for key K is: V." hidden among distractor key-value statements; return the four values.',
   characterisation: { dispersion: 'low', scope: 'low' },
   generate,
+  goldAnswer,
   score,
 };

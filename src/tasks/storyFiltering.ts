@@ -70,6 +70,11 @@ function score(sample: TaskSample, output: string): number {
   return iou(predicted, new Set((sample.answer as string[]).map(Number)));
 }
 
+/** The chapter numbers in increasing order. */
+function goldAnswer(sample: TaskSample): string {
+  return (sample.answer as string[]).join(', ');
+}
+
 export const storyFilteringTask: TaskDefinition = {
   name: NAME,
   label: 'Story Filtering',
@@ -77,5 +82,6 @@ export const storyFilteringTask: TaskDefinition = {
     'A templated story in chapters with the purchases removed from 3 chapters; name the chapters without a purchase.',
   characterisation: { dispersion: 'low', scope: 'high' },
   generate,
+  goldAnswer,
   score,
 };

@@ -70,6 +70,10 @@ function score(sample: TaskSample, output: string): number {
   return normalizePhrase(text) === normalizePhrase(sample.answer as string) ? 1 : 0;
 }
 
+function goldAnswer(sample: TaskSample): string {
+  return sample.answer as string;
+}
+
 export const storyMultihopTask: TaskDefinition = {
   name: NAME,
   label: 'Story Multi-hop',
@@ -77,5 +81,6 @@ export const storyMultihopTask: TaskDefinition = {
     'A templated story in chapters; "what was the last item acquired before acquiring X?"',
   characterisation: { dispersion: 'high', scope: 'low' },
   generate,
+  goldAnswer,
   score,
 };

@@ -1,4 +1,10 @@
-import { answerLines, extractAnswer, normalizePhrase, splitEnumeration } from './answer';
+import {
+  answerLines,
+  extractAnswer,
+  normalizePhrase,
+  splitEnumeration,
+  numberedLines,
+} from './answer';
 import { largestFitting, tooSmall } from './fill';
 import { makeSample, promptTokens, type PromptParts } from './prompt';
 import { rngFor } from './random';
@@ -104,6 +110,10 @@ function score(sample: TaskSample, output: string): number {
   return correct / gold.length;
 }
 
+function goldAnswer(sample: TaskSample): string {
+  return numberedLines(sample.answer as string[]);
+}
+
 export const storyRetrievalTask: TaskDefinition = {
   name: NAME,
   label: 'Story Retrieval',
@@ -111,5 +121,6 @@ export const storyRetrievalTask: TaskDefinition = {
     'A templated story in chapters; 16 questions about the location, character or item of random chapters.',
   characterisation: { dispersion: 'low', scope: 'low' },
   generate,
+  goldAnswer,
   score,
 };

@@ -40,6 +40,8 @@ export interface TaskDefinition {
   /** The paper's characterisation: how spread out the needed facts are, and how much of the context they cover. */
   characterisation: { dispersion: 'low' | 'high'; scope: 'low' | 'high' };
   generate(opts: GenerateOptions): TaskSample;
+  /** What a perfect model writes inside the answer tags, in the format the prompt asks for. */
+  goldAnswer(sample: TaskSample): string;
   /** Score in [0, 1] of a model output against the sample's gold answer. */
   score(sample: TaskSample, output: string): number;
 }

@@ -108,6 +108,11 @@ function score(sample: TaskSample, output: string): number {
   return iou(predicted, new Set(sample.answer as string[]));
 }
 
+/** The first chain's variables, in chain order. */
+function goldAnswer(sample: TaskSample): string {
+  return (sample.answer as string[]).join(' ');
+}
+
 export const vtTask: TaskDefinition = {
   name: NAME,
   label: 'RULER VT',
@@ -115,5 +120,6 @@ export const vtTask: TaskDefinition = {
     'Eight chains of four hops ("VAR X = 12345", "VAR Y = VAR X") in filler text; name every variable bound to the first chain\'s value.',
   characterisation: { dispersion: 'high', scope: 'low' },
   generate,
+  goldAnswer,
   score,
 };

@@ -70,14 +70,14 @@ describe('sparse attention in the model (llama_gqa_tied)', () => {
       [
         'block_sparse + quest',
         {
-          prefill: { name: 'block_sparse', params: { topChunks: 4, blockSize: 16 } },
+          prefill: { name: 'block_sparse', params: { topChunks: 4, chunkSize: 16 } },
           decode: { name: 'quest', params: { tokenBudget: 96 } },
         },
       ],
       [
         'sliding_window + blasst',
         {
-          prefill: { name: 'sliding_window', params: { window: 128, sinks: 0, blockSize: 16 } },
+          prefill: { name: 'sliding_window', params: { window: 128, sinks: 0, block: 16 } },
           decode: { name: 'blasst', params: { lambda: 0 } },
         },
       ],
@@ -97,7 +97,7 @@ describe('sparse attention in the model (llama_gqa_tied)', () => {
 
   it('sparsifying parameters record the per-layer sparsity the kernels counted', async () => {
     const a = await run({
-      prefill: { name: 'block_sparse', params: { topChunks: 3, blockSize: 16 } },
+      prefill: { name: 'block_sparse', params: { topChunks: 3, chunkSize: 16 } },
       decode: { name: 'quest', params: { tokenBudget: 16 } },
     });
     expect(finite(a)).toBe(true);
@@ -119,8 +119,8 @@ describe('sparse attention in the model (llama_gqa_tied)', () => {
       slidingWindow({ numHeads: 4, numQueries: prompt.length, qStart: 0 }, window),
     );
     const b = await run({
-      prefill: { name: 'sliding_window', params: { window: 8, sinks: 0, blockSize: 16 } },
-      decode: { name: 'blasst', params: { lambda: 1, blockTokens: 16 } },
+      prefill: { name: 'sliding_window', params: { window: 8, sinks: 0, block: 16 } },
+      decode: { name: 'blasst', params: { lambda: 1, block: 16 } },
     });
     expect(finite(b)).toBe(true);
     for (const layer of b.stats.prefill) {
@@ -149,7 +149,7 @@ describe('sparse attention in the model (llama_gqa_tied)', () => {
 
   it('per-layer overrides: layer 0 dense keeps sparsity 0', async () => {
     const r = await run({
-      prefill: { name: 'block_sparse', params: { topChunks: 3, blockSize: 16 } },
+      prefill: { name: 'block_sparse', params: { topChunks: 3, chunkSize: 16 } },
       decode: { name: 'quest', params: { tokenBudget: 16 } },
       layers: [{ prefill: 'dense', decode: 'dense' }],
     });
@@ -162,24 +162,33 @@ describe('sparse attention in the model (llama_gqa_tied)', () => {
 
   it('names unknown methods, parameters and unsupported combinations', async () => {
     expect(() => resolveAttention({ prefill: 'quest' }, 2)).toThrow(
-      /prefill attention method 'quest'.*decode method.*available: dense, block_sparse, sliding_window, blasst/,
+      /prefill attention method 'quest' is a decode method \(available for prefill: dense, vertical_slash, flexprefill, block_sparse, blasst, sliding_window, user_pattern\)/,
     );
     expect(() => resolveAttention({ decode: 'block_sparse' }, 2)).toThrow(
-      /available: dense, quest, blasst/,
+      /available for decode: dense, blasst, sliding_window, quest, snapkv, ada_snapkv, user_pattern/,
+    );
+    expect(() => resolveAttention({ prefill: 'nope' }, 2)).toThrow(
+      /unknown prefill attention method 'nope' \(available: dense, vertical_slash/,
     );
     expect(() =>
       resolveAttention({ decode: { name: 'quest', params: { budget: 16 } } }, 2),
-    ).toThrow(/no parameter 'budget' \(available: tokenBudget\)/);
+    ).toThrow(/decode method 'quest': unknown parameter "budget" \(known: tokenBudget, pageSize\)/);
     expect(() =>
-      resolveAttention({ prefill: { name: 'block_sparse', params: { blockSize: 32 } } }, 2),
-    ).toThrow(/blockSize must be 16 or 64/);
+      resolveAttention({ prefill: { name: 'block_sparse', params: { chunkSize: 32 } } }, 2),
+    ).toThrow(/chunkSize = 32: not one of 16, 64/);
+    expect(() =>
+      resolveAttention(
+        { layers: [null, { prefill: { name: 'blasst', params: { lambda: 2 } } }] },
+        2,
+      ),
+    ).toThrow(/prefill method 'blasst' for layer 1: parameter lambda = 2: above 1/);
     const model = createModel(ctx, folder.model, {
       maxSeqLen: 32,
       prefillChunk: 8,
       attention: { prefill: { name: 'block_sparse', params: { topChunks: 3 } } },
     });
     try {
-      await expect(model.prefill(prompt.slice(0, 16))).rejects.toThrow(/multiple of blockSize/);
+      await expect(model.prefill(prompt.slice(0, 16))).rejects.toThrow(/multiple of chunkSize/);
     } finally {
       model.dispose();
     }

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { extractAnswer, iou, normalizePhrase } from '../../src/tasks/answer';
+import {
+  answerCompletion,
+  extractAnswer,
+  iou,
+  normalizePhrase,
+  numberedLines as numbered,
+} from '../../src/tasks/answer';
 import { CWE_WORDS } from '../../src/tasks/data/words';
 import { largestFitting, largestFittingUnbounded } from '../../src/tasks/fill';
 import { Rng, rngFor } from '../../src/tasks/random';
@@ -31,18 +37,6 @@ function sample(
 const wrap = (answer: string) =>
   `<explanation>\nI read the context.\n</explanation>\n<answer>\n${answer}\n</answer>`;
 const list = (s: TaskSample) => s.answer as string[];
-const numbered = (items: readonly string[]) => items.map((x, i) => `${i + 1}. ${x}`).join('\n');
-
-/** The output a perfect model would give, in each task's requested format. */
-const PERFECT: Record<string, (s: TaskSample) => string> = {
-  ruler_niah: (s) =>
-    numbered(list(s).map((v, i) => `The answer for ${(s.meta?.keys as string[])[i]} is ${v}.`)),
-  ruler_vt: (s) => list(s).join(' '),
-  ruler_cwe: (s) => numbered(list(s)),
-  story_retrieval: (s) => numbered(list(s)),
-  story_multihop: (s) => s.answer as string,
-  story_filtering: (s) => list(s).join(', '),
-};
 
 /** The text of chapter `id` in a story context. */
 function chapterText(context: string, id: number): string {
@@ -113,15 +107,16 @@ describe.each(TASKS.map((t) => t.name))('%s', (name) => {
   it('scores the true answer 1 and outputs without an answer 0', () => {
     for (const seed of [1, 2, 3]) {
       const s = sample(name, seed);
-      expect(task.score(s, wrap(PERFECT[name](s)))).toBe(1);
-      expect(task.score(s, PERFECT[name](s))).toBe(0);
+      expect(task.score(s, wrap(task.goldAnswer(s)))).toBe(1);
+      expect(task.score(s, task.goldAnswer(s))).toBe(0);
       expect(task.score(s, wrap(''))).toBe(0);
+      expect(task.score(s, answerCompletion(task.goldAnswer(s)))).toBe(1);
     }
   });
 
   it('scores the last answer tag, whatever the case of the tag', () => {
     const s = sample(name);
-    const good = PERFECT[name](s);
+    const good = task.goldAnswer(s);
     expect(task.score(s, `<answer>nothing</answer> then <ANSWER>${good}</Answer>`)).toBe(1);
     expect(task.score(s, `<answer>${good}</answer> no, <answer>nothing</answer>`)).toBe(0);
     expect(task.score(s, `<answer>\n${good}`)).toBe(1);

@@ -39,18 +39,21 @@ import {
   readCandidates,
   sampleCandidates,
 } from '../../kernels/model/sampling';
-import { createQuestSummaries, type QuestSummaries } from '../../kernels/quest';
 import { computeRopeInvFreq, type ModelConfig } from '../loading/config';
 import {
+  createLayerState,
   decodeAttention,
   prefillAttention,
   resolveAttention,
+  type AttentionCall,
   type AttentionCount,
   type AttentionOp,
+  type LayerState,
   type AttentionOptions,
   type AttentionPhase,
   type AttentionPlan,
 } from './attention';
+import type { QueryCaptureHook } from './attentionMap';
 import type { CpuLinear, CpuModel, CpuNorm } from './cpuModel';
 import { checkDeviceFit, PAGE_SIZE, type FitReport } from './fit';
 
@@ -91,6 +94,13 @@ export interface LayerAttentionStats {
   total: number;
   /** 1 - touched / total (0 before any call). */
   sparsity: number;
+  /**
+   * The same per head, where the kernels count per head: query heads for block counts (block-sparse
+   * methods, BLASST prefill), KV heads for pages and tokens (Quest, SnapKV, BLASST decode, dense).
+   */
+  perHead?: number[];
+  /** CPU milliseconds spent planning masks (CPU planners, or reading back a GPU plan's mask). */
+  plannerMs: number;
   calls: number;
 }
 
@@ -195,8 +205,20 @@ export class Model {
   private pos = 0;
   private timingsValue: Timings;
   private statsValue: AttentionStats;
-  /** Quest page summaries of the layers whose decode method is 'quest'. */
-  private readonly questSummaries = new Map<number, QuestSummaries>();
+  /** Per layer, what its methods keep next to the KV cache (Quest's summaries, SnapKV's cache). */
+  private readonly layerStates: { prefill?: LayerState; decode?: LayerState }[] = [];
+  /** Per phase and layer, touched and total per head, summed over the calls. */
+  private headCounts = Model.freshHeadCounts();
+  // ---- attention-map capture (attentionMap.ts) ----
+  /** Sees each layer's post-RoPE q rows during every step; set by captureAttentionQueries. */
+  queryCapture: QueryCaptureHook | null = null;
+
+  /** One layer's paged KV cache, for attention maps. */
+  layerKvCache(layer: number): { kPool: GPUBuffer; vPool: GPUBuffer; pageTable: GPUBuffer } {
+    const { kPool, vPool } = this.layers[layer];
+    return { kPool, vPool, pageTable: this.pageTable };
+  }
+  // ---- end attention-map capture ----
 
   constructor(
     private readonly ctx: GpuContext,
@@ -289,12 +311,20 @@ export class Model {
       vPool: this.keep(createEmptyBuffer(ctx.device, poolBytes, `layer ${i} v pool`)),
     }));
     this.layers.forEach((layer, i) => {
-      if (this.plan.decode[i].name !== 'quest') return;
-      const summaries = createQuestSummaries(ctx, this.kvLayout, numPages, {
+      const cache = {
+        layer: i,
+        shape: config,
+        kv: this.kvLayout,
         kPool: layer.kPool,
+        vPool: layer.vPool,
         pageTable: this.pageTable,
+        numPages,
+        maxSeqLen: this.maxSeqLen,
+      };
+      this.layerStates.push({
+        prefill: createLayerState(ctx, 'prefill', this.plan.prefill[i], cache),
+        decode: createLayerState(ctx, 'decode', this.plan.decode[i], cache),
       });
-      this.questSummaries.set(i, summaries);
     });
 
     const n = this.prefillChunk;
@@ -337,6 +367,7 @@ export class Model {
     this.pos = 0;
     this.timingsValue = this.freshTimings();
     this.statsValue = this.freshStats();
+    this.headCounts = Model.freshHeadCounts();
   }
 
   /**
@@ -390,8 +421,11 @@ export class Model {
     for (const op of this.samplers.values()) op.dispose();
     this.stepCache.clear();
     this.samplers.clear();
-    for (const summaries of this.questSummaries.values()) summaries.dispose();
-    this.questSummaries.clear();
+    for (const states of this.layerStates) {
+      states.prefill?.dispose();
+      states.decode?.dispose();
+    }
+    this.layerStates.length = 0;
     for (const buffer of this.buffers) buffer.destroy();
   }
 
@@ -412,9 +446,37 @@ export class Model {
       touched: 0,
       total: 0,
       sparsity: 0,
+      plannerMs: 0,
       calls: 0,
     });
     return { prefill: this.plan.prefill.map(layer), decode: this.plan.decode.map(layer) };
+  }
+
+  private static freshHeadCounts(): Record<
+    AttentionPhase,
+    ({ touched: number[]; total: number[] } | undefined)[]
+  > {
+    return { prefill: [], decode: [] };
+  }
+
+  /** Adds what a kernel counted to the layer's stats of the phase. */
+  private addCount(phase: AttentionPhase, layer: number, method: string, count: AttentionCount) {
+    const stats = this.statsValue[phase][layer];
+    stats.method = method;
+    stats.unit = count.unit;
+    stats.touched += count.touched;
+    stats.total += count.total;
+    stats.sparsity = stats.total > 0 ? 1 - stats.touched / stats.total : 0;
+    stats.plannerMs += count.plannerMs ?? 0;
+    stats.calls += 1;
+    if (!count.perHead) return;
+    const sums = (this.headCounts[phase][layer] ??= {
+      touched: count.perHead.touched.map(() => 0),
+      total: count.perHead.total.map(() => 0),
+    });
+    count.perHead.touched.forEach((n, h) => (sums.touched[h] += n));
+    count.perHead.total.forEach((n, h) => (sums.total[h] += n));
+    stats.perHead = sums.touched.map((n, h) => (sums.total[h] > 0 ? 1 - n / sums.total[h] : 0));
   }
 
   private keep(buffer: GPUBuffer): GPUBuffer {
@@ -473,31 +535,36 @@ export class Model {
     device.queue.writeBuffer(this.scratch.start, 0, Uint32Array.of(start));
     const ops = this.stepOps(tokens, allLogits);
     const attention = new Map<number, AttentionOp>();
+    const calls = new Map<number, AttentionCall>();
+    /** Ops the layers' states add after prefill attention (SnapKV's selection). */
+    const followUps: ModelOp[] = [];
     const methods = phase === 'prefill' ? this.plan.prefill : this.plan.decode;
     const attend = phase === 'prefill' ? prefillAttention : decodeAttention;
+    const kvWidth = this.config.numKvHeads * this.config.headDim;
     for (const item of ops.items) {
       if (!('attentionLayer' in item)) continue;
       const layer = this.layers[item.attentionLayer];
-      attention.set(
-        item.attentionLayer,
-        attend(this.ctx, methods[item.attentionLayer], {
-          layer: item.attentionLayer,
-          shape: this.config,
-          kv: this.kvLayout,
-          scale: defaultScale(this.config.headDim),
-          q: this.scratch.q,
-          kPool: layer.kPool,
-          vPool: layer.vPool,
-          pageTable: this.pageTable,
-          out: this.scratch.attn,
-          qStart: start,
-          numQueries: tokens,
-          questSummaries: this.questSummaries.get(item.attentionLayer)?.buffer,
-        }),
-      );
+      const call: AttentionCall = {
+        layer: item.attentionLayer,
+        shape: this.config,
+        kv: this.kvLayout,
+        scale: defaultScale(this.config.headDim),
+        q: this.scratch.q,
+        kPool: layer.kPool,
+        vPool: layer.vPool,
+        pageTable: this.pageTable,
+        out: this.scratch.attn,
+        qStart: start,
+        numQueries: tokens,
+        kvRows: { buffer: this.scratch.kv, stride: 2 * kvWidth, kOffset: 0, vOffset: kvWidth },
+        state: this.layerStates[item.attentionLayer][phase],
+      };
+      calls.set(item.attentionLayer, call);
+      attention.set(item.attentionLayer, attend(this.ctx, methods[item.attentionLayer], call));
     }
-    // Usually one pass in one submit; a method that plans on the GPU (block_sparse) ends the
-    // pass after its plan, and the step goes on in a new one once the plan is read back.
+    // Usually one pass in one submit; a method that plans on the GPU (block_sparse,
+    // vertical_slash, flexprefill) ends the pass after its plan, and the step goes on in a new
+    // one once the plan is read back.
     let ms = 0;
     let timer = this.beginTimer();
     let encoder = device.createCommandEncoder();
@@ -507,12 +574,17 @@ export class Model {
         item.record(pass);
         continue;
       }
-      // After the layer's KV write: bring its Quest page summaries up to date.
-      const summaries = this.questSummaries.get(item.attentionLayer);
-      if (summaries) {
-        const first = Math.floor(start / PAGE_SIZE);
-        const last = Math.ceil((start + tokens) / PAGE_SIZE);
-        summaries.recordUpdate(first, last, start + tokens)(pass);
+      // Attention-map capture (attentionMap.ts): q after the projection and RoPE.
+      this.queryCapture?.record(pass, {
+        layer: item.attentionLayer,
+        q: this.scratch.q,
+        start,
+        tokens,
+      });
+      // After the layer's KV write: what the methods keep beside the cache follows it (Quest).
+      const states = this.layerStates[item.attentionLayer];
+      for (const state of [states.prefill, states.decode]) {
+        state?.afterKvWrite?.(start, tokens)(pass);
       }
       const op = attention.get(item.attentionLayer)!;
       if (op.plan) {
@@ -528,6 +600,15 @@ export class Model {
         pass = encoder.beginComputePass(timer.passDescriptor);
       }
       op.record(pass);
+      if (phase === 'prefill') {
+        // The decode method may select from the prompt's queries while they are in q (SnapKV).
+        for (const state of [states.prefill, states.decode]) {
+          const followUp = state?.afterPrefillAttention?.(calls.get(item.attentionLayer)!);
+          if (!followUp) continue;
+          followUps.push(followUp);
+          followUp.record(pass);
+        }
+      }
     }
     pass.end();
     const vocab = this.config.vocabSize;
@@ -546,16 +627,14 @@ export class Model {
     const logits = ops.allLogits ? await readFloat32(device, ops.allLogits, tokens * vocab) : null;
     ms += await timer.read(wallStart);
     for (const [layer, op] of attention) {
-      const count = await op.readCount();
-      const stats = this.statsValue[phase][layer];
-      stats.method = methods[layer].name;
-      stats.unit = count.unit;
-      stats.touched += count.touched;
-      stats.total += count.total;
-      stats.sparsity = stats.total > 0 ? 1 - stats.touched / stats.total : 0;
-      stats.calls += 1;
+      this.addCount(phase, layer, methods[layer].name, await op.readCount());
+    }
+    for (const states of this.layerStates) {
+      await states.prefill?.afterSubmit?.();
+      await states.decode?.afterSubmit?.();
     }
     attention.forEach((op) => op.dispose());
+    followUps.forEach((op) => op.dispose());
     this.pos += tokens;
     const timing = this.timingsValue[phase];
     timing.ms += ms;
