@@ -12,7 +12,12 @@ export default defineConfig({
     emptyOutDir: true,
     target: 'node20',
     rollupOptions: {
-      input: { bench: 'src/cli/bench.ts', cli: 'src/cli/cli.ts' },
+      input: {
+        bench: 'src/cli/bench.ts',
+        cli: 'src/cli/cli.ts',
+        tasks: 'src/cli/tasks.ts',
+        sweep: 'src/cli/sweep.ts',
+      },
       external: ['webgpu'],
       output: { entryFileNames: '[name].mjs', format: 'es' },
     },

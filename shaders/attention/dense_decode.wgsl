@@ -47,13 +47,16 @@ struct Params {
 @group(0) @binding(7) var<storage, read> page_list: array<u32>;
 #endif
 #if BLASST
-// BLASST (src/methods/reference/blasst.ts) over blocks of ROWS * UNROLL tokens, one split per KV
-// head (the launcher sets num_splits = 1, so the running max is the whole walk's). Per block the K
-// half is loaded and scored; each query head g of the group votes skip when it sees no token of the
-// block or m_blk - m < log2(lambda), m the workgroup's running max of head g over the kept blocks
-// (nothing seen yet votes keep). The block is skipped, V never loaded, only when all GROUP heads
-// vote skip: the decision is per KV head, uniform over the GQA group. counts is
-// [kv_head][skipped, kept]. Not combined with PAGE_LIST.
+// BLASST (src/methods/reference/blasst.ts) over blocks of ROWS * UNROLL tokens, split-K like the
+// dense kernel: every split is its own BLASST walk over its blocks (tokens_per_split is a multiple
+// of the block), in the given order applied to the split's blocks, with its own running max. That
+// is valid for the online softmax: the skip test only chooses which blocks enter the sum, and the
+// reduce pass merges whatever each split kept exactly. A split sees only its own blocks, so its
+// first visited block is always kept. Per block the K half is loaded and scored; each query head g
+// of the group votes skip when m_blk - m < log2(lambda), m the split's running max of head g over
+// its kept blocks (nothing seen yet votes keep). The block is skipped, V never loaded, only when
+// all GROUP heads vote skip: the decision is per KV head, uniform over the GQA group. counts is
+// [kv_head][split][skipped, kept]; the reduce pass sums it per KV head. Not with PAGE_LIST.
 @group(0) @binding(7) var<storage, read_write> counts: array<u32>;
 #endif
 
@@ -129,6 +132,37 @@ fn row_sum(
   return s;
 }
 
+#if BLASST
+// First token of the split's b-th visited block. Sink-and-most-recent-first: the split's last
+// block, its first, then the rest ascending.
+fn block_start(begin: u32, b: u32, num_blocks: u32) -> u32 {
+  let block = select(b, select(b - 1u, num_blocks - 1u, b == 0u), params.order == 1u);
+  return begin + block * ROWS * UNROLL;
+}
+
+// This invocation's share of the K rows of the block starting at t0 (rows past `end` re-read the
+// last token).
+fn load_block_k(
+  kv_head: u32,
+  t0: u32,
+  end: u32,
+  row: u32,
+  lane: u32,
+) -> array<vec4<u32>, UNROLL * VECS_PER_LANE> {
+  var k_raw: array<vec4<u32>, UNROLL * VECS_PER_LANE>;
+  #unroll
+  for (var r = 0u; r < UNROLL; r++) {
+    let t = min(t0 + r * ROWS + row, end - 1u);
+    let word = kv_row_word(physical_page(kv_head, t), kv_head, t % PAGE_SIZE);
+    #unroll
+    for (var c = 0u; c < VECS_PER_LANE; c++) {
+      k_raw[r * VECS_PER_LANE + c] = k_pool[word / 4u + lane_vec(c, lane)];
+    }
+  }
+  return k_raw;
+}
+#endif
+
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let split = wid.x;
@@ -168,20 +202,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   var skipped = 0u;
   var kept = 0u;
   let num_blocks = (end - begin + ROWS * UNROLL - 1u) / (ROWS * UNROLL);
+  // The K half of the next block is loaded together with the V half of the current one (or alone
+  // when it is skipped): one memory round trip per block rather than two.
+  var k_next = load_block_k(kv_head, block_start(begin, 0u, num_blocks), end, row, lane);
   for (var b = 0u; b < num_blocks; b++) {
-    // Sink-and-most-recent-first: the last block, then block 0, then the rest ascending.
-    let block = select(b, select(b - 1u, num_blocks - 1u, b == 0u), params.order == 1u);
-    let t0 = begin + block * ROWS * UNROLL;
-    var k_raw: array<vec4<u32>, UNROLL * VECS_PER_LANE>;
-    #unroll
-    for (var r = 0u; r < UNROLL; r++) {
-      let t = min(t0 + r * ROWS + row, end - 1u);
-      let word = kv_row_word(physical_page(kv_head, t), kv_head, t % PAGE_SIZE);
-      #unroll
-      for (var c = 0u; c < VECS_PER_LANE; c++) {
-        k_raw[r * VECS_PER_LANE + c] = k_pool[word / 4u + lane_vec(c, lane)];
-      }
-    }
+    let t0 = block_start(begin, b, num_blocks);
+    let k_raw = k_next;
 
     var partial = array<f32, UNROLL * GROUP>();
     #unroll
@@ -236,15 +262,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
     workgroupBarrier(); // row_ml is rewritten by the next block
     // keep is the same in every invocation, but not provably uniform: no barrier below.
-    if (!keep) {
-      skipped += 1u;
-    } else {
-      kept += 1u;
-      #unroll
-      for (var g = 0u; g < GROUP; g++) {
-        wg_m[g] = max(wg_m[g], block_max[g]);
-      }
-      var v_raw: array<vec4<u32>, UNROLL * VECS_PER_LANE>;
+    var v_raw: array<vec4<u32>, UNROLL * VECS_PER_LANE>;
+    if (keep) {
       #unroll
       for (var r = 0u; r < UNROLL; r++) {
         let t = min(t0 + r * ROWS + row, end - 1u);
@@ -254,7 +273,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
           v_raw[r * VECS_PER_LANE + c] = v_pool[word / 4u + lane_vec(c, lane)];
         }
       }
-
+    }
+    if (b + 1u < num_blocks) {
+      k_next = load_block_k(kv_head, block_start(begin, b + 1u, num_blocks), end, row, lane);
+    }
+    if (!keep) {
+      skipped += 1u;
+    } else {
+      kept += 1u;
+      #unroll
+      for (var g = 0u; g < GROUP; g++) {
+        wg_m[g] = max(wg_m[g], block_max[g]);
+      }
       for (var r = 0u; r < UNROLL; r++) {
         if (t0 + r * ROWS + row >= end) {
           continue;
@@ -282,8 +312,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
   }
   if (lid == 0u) {
-    counts[kv_head * 2u] = skipped;
-    counts[kv_head * 2u + 1u] = kept;
+    counts[(kv_head * params.num_splits + split) * 2u] = skipped;
+    counts[(kv_head * params.num_splits + split) * 2u + 1u] = kept;
   }
 #else
   for (var t0 = begin; t0 < end; t0 += ROWS * UNROLL) {

@@ -5,6 +5,8 @@
 // output, and SPLIT_LANES groups of them walk the splits with stride SPLIT_LANES, each merging its
 // splits online; the groups are then merged through workgroup memory. Partials are small (a few
 // MB at most), so this pass only needs to be parallel enough to hide memory latency.
+// BLASST: the workgroup (0, first head of a GQA group) also sums the splits' block counts of the
+// group's KV head, [kv_head][split][skipped, kept] -> counts[kv_head][skipped, kept].
 
 struct Params {
   kv_len: u32,
@@ -17,6 +19,10 @@ struct Params {
 @group(0) @binding(1) var<storage, read> part_o: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> part_ml: array<vec2<f32>>;
 @group(0) @binding(3) var<storage, read_write> out: array<vec4<f32>>;
+#if BLASST
+@group(0) @binding(4) var<storage, read> split_counts: array<vec2<u32>>;
+@group(0) @binding(5) var<storage, read_write> counts: array<vec2<u32>>;
+#endif
 
 const DIM_VECS = HEAD_DIM / 4u;
 const NEG_BIG = -3.0e38;
@@ -31,6 +37,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let split_lane = lid / DIM_LANES;
   // Lanes past the head's end read its last vector and write nothing.
   let dim_vec = min(wid.x * DIM_LANES + dim_lane, DIM_VECS - 1u);
+#if BLASST
+  if (wid.x == 0u && head % GROUP == 0u && lid == 0u) {
+    let kv_head = head / GROUP;
+    var total = vec2(0u);
+    for (var s = 0u; s < params.num_splits; s++) {
+      total += split_counts[kv_head * params.num_splits + s];
+    }
+    counts[kv_head] = total;
+  }
+#endif
 
   var m = NEG_BIG;
   var l = 0.0;

@@ -155,7 +155,8 @@ fn attend_chunk(tile_key: u32, first_key: u32, row_pos: u32, lane: u32, masked: 
 // is one block. Its K half is loaded and scored first (each row's block max m_blk); every row votes
 // skip when it sees no key of the tile or m_blk - m < log2(lambda) with m its running max (a row
 // that has seen nothing yet votes keep; rows past num_queries vote skip). Only when some row votes
-// keep does the workgroup load the V half and run attend_chunk (which scores the tile again).
+// keep does the workgroup load the V half and run the softmax update and P @ V on the scores it
+// kept in registers (attend_scores): a kept tile costs what dense's does, a skipped one its Q K^T.
 var<workgroup> keep_votes: atomic<u32>;
 var<workgroup> keep_flag: u32;
 
@@ -206,20 +207,17 @@ fn load_tile_half(first_key: u32, kv_len: u32, kv_head: u32, thread: u32, is_v: 
   }
 }
 
-// Each row's max of its (causal) scores over tile keys [tile_key, tile_key + KEYS_PER_CHUNK);
-// NEG_BIG when the row sees none of them.
-fn chunk_row_max(
+// The scores of tile keys [tile_key, tile_key + KEYS_PER_CHUNK) (absolute positions from
+// first_key), NEG_BIG where causality hides them: attend_chunk's first half, kept apart so that a
+// kept tile is not scored twice.
+fn chunk_scores(
   tile_key: u32,
   first_key: u32,
   row_pos: u32,
   lane: u32,
   masked: bool,
-) -> array<f32, ROWS_PER_THREAD> {
-  var result: array<f32, ROWS_PER_THREAD>;
-  #unroll
-  for (var r = 0u; r < ROWS_PER_THREAD; r++) {
-    result[r] = NEG_BIG;
-  }
+) -> array<array<f32, KEYS_PER_CHUNK>, ROWS_PER_THREAD> {
+  var scores: array<array<f32, KEYS_PER_CHUNK>, ROWS_PER_THREAD>;
   #unroll
   for (var c = 0u; c < KEYS_PER_CHUNK; c++) {
     var dots = array<f32, ROWS_PER_THREAD>();
@@ -234,15 +232,65 @@ fn chunk_row_max(
     }
     #unroll
     for (var r = 0u; r < ROWS_PER_THREAD; r++) {
-      var score = lane_sum(dots[r]);
-      if (masked) {
-        score = select(score, NEG_BIG, first_key + c > row_pos + r);
-      }
-      result[r] = max(result[r], score);
+      let score = lane_sum(dots[r]);
+      scores[r][c] = select(score, NEG_BIG, masked && first_key + c > row_pos + r);
     }
   }
-  return result;
+  return scores;
 }
+
+// attend_chunk's second half on scores from chunk_scores: online softmax update and P @ V. A copy
+// rather than a split of attend_chunk, so that dense prefill's code stays as it was measured.
+fn attend_scores(
+  chunk: array<array<f32, KEYS_PER_CHUNK>, ROWS_PER_THREAD>,
+  tile_key: u32,
+  first_key: u32,
+  row_pos: u32,
+  lane: u32,
+  masked: bool,
+) {
+  var scores = chunk;
+  #unroll
+  for (var r = 0u; r < ROWS_PER_THREAD; r++) {
+    var chunk_max = NEG_BIG;
+    #unroll
+    for (var c = 0u; c < KEYS_PER_CHUNK; c++) {
+      chunk_max = max(chunk_max, scores[r][c]);
+    }
+    let new_max = max(row_max[r], chunk_max);
+    let rescale = exp2(row_max[r] - new_max);
+    row_max[r] = new_max;
+    var chunk_sum = 0.0;
+    #unroll
+    for (var c = 0u; c < KEYS_PER_CHUNK; c++) {
+      var p = exp2(scores[r][c] - new_max);
+      if (masked) {
+        p = select(p, 0.0, first_key + c > row_pos + r);
+      }
+      scores[r][c] = p;
+      chunk_sum += p;
+    }
+    row_sum[r] = fma(row_sum[r], rescale, chunk_sum);
+    #unroll
+    for (var j = 0u; j < LANE_VEC4S; j++) {
+      o_rows[r][j] *= rescale;
+    }
+  }
+
+  #unroll
+  for (var c = 0u; c < KEYS_PER_CHUNK; c++) {
+    #unroll
+    for (var j = 0u; j < LANE_VEC4S; j++) {
+      let v = v_tile[tile_key + c][j][lane];
+      #unroll
+      for (var r = 0u; r < ROWS_PER_THREAD; r++) {
+        o_rows[r][j] = fma(vec4(scores[r][c]), v, o_rows[r][j]);
+      }
+    }
+  }
+}
+
+const TILE_CHUNKS = KEYS_PER_TILE / KEYS_PER_CHUNK;
 #endif
 
 @compute @workgroup_size(THREADS)
@@ -291,22 +339,32 @@ fn main(
     workgroupBarrier();
     let masked = first_key + KEYS_PER_TILE > unmasked_keys;
     let tile_keys = min(KEYS_PER_TILE, last_key + 1u - first_key);
+    // The tile's scores stay in registers (chunks unrolled, so every index is a constant) for
+    // the vote and, when the tile is kept, for the softmax update: K is scored once.
+    var tile_scores: array<array<array<f32, KEYS_PER_CHUNK>, ROWS_PER_THREAD>, TILE_CHUNKS>;
     var tile_max: array<f32, ROWS_PER_THREAD>;
     #unroll
     for (var r = 0u; r < ROWS_PER_THREAD; r++) {
       tile_max[r] = NEG_BIG;
     }
-    for (var tile_key = 0u; tile_key < tile_keys; tile_key += KEYS_PER_CHUNK) {
-      let chunk_max = chunk_row_max(
-        tile_key,
-        first_key + tile_key,
-        params.q_start + first_row,
-        lane,
-        masked,
-      );
-      #unroll
-      for (var r = 0u; r < ROWS_PER_THREAD; r++) {
-        tile_max[r] = max(tile_max[r], chunk_max[r]);
+    #unroll
+    for (var chunk = 0u; chunk < TILE_CHUNKS; chunk++) {
+      if (chunk * KEYS_PER_CHUNK < tile_keys) {
+        let tile_key = chunk * KEYS_PER_CHUNK;
+        tile_scores[chunk] = chunk_scores(
+          tile_key,
+          first_key + tile_key,
+          params.q_start + first_row,
+          lane,
+          masked,
+        );
+        #unroll
+        for (var r = 0u; r < ROWS_PER_THREAD; r++) {
+          #unroll
+          for (var c = 0u; c < KEYS_PER_CHUNK; c++) {
+            tile_max[r] = max(tile_max[r], tile_scores[chunk][r][c]);
+          }
+        }
       }
     }
     var keep = false;
@@ -331,8 +389,19 @@ fn main(
     kept += 1u;
     load_tile_half(first_key, kv_len, kv_head, thread, true);
     workgroupBarrier();
-    for (var tile_key = 0u; tile_key < tile_keys; tile_key += KEYS_PER_CHUNK) {
-      attend_chunk(tile_key, first_key + tile_key, params.q_start + first_row, lane, masked);
+    #unroll
+    for (var chunk = 0u; chunk < TILE_CHUNKS; chunk++) {
+      if (chunk * KEYS_PER_CHUNK < tile_keys) {
+        let tile_key = chunk * KEYS_PER_CHUNK;
+        attend_scores(
+          tile_scores[chunk],
+          tile_key,
+          first_key + tile_key,
+          params.q_start + first_row,
+          lane,
+          masked,
+        );
+      }
     }
   }
   if (thread == 0u) {

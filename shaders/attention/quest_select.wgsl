@@ -9,7 +9,9 @@
 //  2. compaction: each invocation owns a contiguous segment of pages and counts the entries above
 //     and equal to the threshold; one exclusive scan of (above, equal) gives every segment its
 //     write offset and the ties before it, so the list comes out ascending.
-// Defines: WORKGROUP_SIZE (a power of two >= 32).
+// The bounds are read from global memory once: when num_full <= CACHE_KEYS their order keys are
+// kept in workgroup memory for every level and the compaction (32K tokens: 2047 pages, 8 KiB).
+// Defines: WORKGROUP_SIZE (a power of two >= 32), CACHE_KEYS (> 0).
 
 struct Params {
   num_full: u32,
@@ -27,6 +29,7 @@ var<workgroup> hist: array<atomic<u32>, 32>;
 var<workgroup> scan: array<vec2<u32>, WORKGROUP_SIZE>;
 // Chosen bin, ties still to keep, whole bucket kept (stop).
 var<workgroup> ctl: array<u32, 3>;
+var<workgroup> cached_keys: array<u32, CACHE_KEYS>;
 
 // Larger floats get larger keys; -0 and +0 share one key (they tie in the reference).
 fn order_key(x: f32) -> u32 {
@@ -37,6 +40,14 @@ fn order_key(x: f32) -> u32 {
   return select(bits | 0x80000000u, ~bits, (bits & 0x80000000u) != 0u);
 }
 
+// The order key of entry i of this KV head's bounds (from workgroup memory when cached).
+fn key_at(base: u32, i: u32, cached: bool) -> u32 {
+  if (cached) {
+    return cached_keys[i];
+  }
+  return order_key(bounds[base + i]);
+}
+
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let kv_head = wid.x;
@@ -44,6 +55,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let base = kv_head * n;
   let out = kv_head * params.list_len;
   let k = min(params.budget, n);
+  let cached = n <= CACHE_KEYS;
+  if (cached) {
+    for (var i = lid; i < n; i += WORKGROUP_SIZE) {
+      cached_keys[i] = order_key(bounds[base + i]);
+    }
+    workgroupBarrier();
+  }
 
   // Entry i is above the threshold iff (key_i & mask) > prefix, tied iff equal. With mask 0 every
   // entry ties, so k = n keeps all and k = 0 keeps none without a select.
@@ -61,7 +79,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var run_bin = 0u;
       var run_count = 0u;
       for (var idx = lid; idx < n; idx += WORKGROUP_SIZE) {
-        let key = order_key(bounds[base + idx]);
+        let key = key_at(base, idx, cached);
         if ((key & mask) == prefix) {
           let bin = (key >> shift) & 15u;
           if (bin != run_bin && run_count > 0u) {
@@ -107,7 +125,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let end = min(start + per, n);
   var mine = vec2(0u);
   for (var p = start; p < end; p++) {
-    let key = order_key(bounds[base + p]) & mask;
+    let key = key_at(base, p, cached) & mask;
     mine += vec2(u32(key > prefix), u32(key == prefix));
   }
   scan[lid] = mine;
@@ -122,7 +140,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   var written = before.x + min(before.y, remaining);
   var ties = before.y;
   for (var p = start; p < end; p++) {
-    let key = order_key(bounds[base + p]) & mask;
+    let key = key_at(base, p, cached) & mask;
     let tie = key == prefix;
     if (key > prefix || (tie && ties < remaining)) {
       page_list[out + written] = p;

@@ -4,10 +4,17 @@
  * decode KV bandwidth against the vec4 copy kernel's bandwidth, prefill TFLOP/s (2 L^2 h d for
  * causal attention) against the adapter's nominal fp32 peak when known.
  *
- *   npm run bench -- [--quick] [--json results.json] [--only copy,prefill,decode,sparse] [--tune]
+ *   npm run bench -- [--quick] [--json results.json] [--tune] [--lengths 8192,16384,..]
+ *                    [--only copy,prefill,decode,sparse,blasst,model]
  *
- * The sparse rows time each method with a GPU kernel at sparsity 0.5, 0.8, 0.9, 0.95 next to dense
+ * sparse: block-sparse (even masks), sliding-window and Vertical-Slash (structured inputs) prefill,
+ * Quest decode, at sparsity 0.5, 0.8, 0.9, 0.95 (and Quest at a 2048-token budget) next to dense
  * at the same size, planner apart from kernel, with the sparsity the kernels counted.
+ * blasst: BLASST prefill and split-K decode on structured inputs, both visit orders, lambda chosen
+ * so that the kernel's counters show 70-80% of blocks skipped.
+ * model: a model of SmolLM2-135M's shape with random weights through the runtime (prefill at 4K,
+ * decode at 1K and 8K tokens), for tools/torch_model_bench.py to compare with.
+ * --lengths replaces the sparse and BLASST lengths (prefill 8K, 16K; decode 8K..64K by default).
  *
  * --tune times variants of each kernel's tiling at one size instead, to choose the defaults.
  */
@@ -17,11 +24,31 @@ import type { GpuContext } from '../gpu/context';
 import { acquireNodeGpuContext } from '../gpu/node';
 import { timeDispatches, type RecordDispatches } from '../gpu/timer';
 import { readBuffer } from '../gpu/buffers';
-import { recordBlockSparsePrefill } from '../kernels/blockSparsePrefill';
+import {
+  blasstPrefillCountsBytes,
+  blasstPrefillTileConfig,
+  createBlasstDecode,
+  createBlasstPrefill,
+} from '../kernels/blasst';
+import {
+  blockSparseTileConfig,
+  recordBlockSparsePrefill,
+  type BlockSparseTileConfig,
+} from '../kernels/blockSparsePrefill';
 import { recordCopy, recordFmaPeak } from '../kernels/copy';
-import { planBlockSparseOnGpu } from '../kernels/planners';
+import {
+  planBlockSparseOnGpu,
+  planVerticalSlashOnGpu,
+  verticalSlashMaskFromGrid,
+} from '../kernels/planners';
 import { createQuestSummaries, recordQuestDecode } from '../kernels/quest';
+import { packPagedPool } from '../kernels/pagedKv';
+import { parseModelConfig, type ModelConfig } from '../model/loading/config';
+import type { CpuLinear, CpuModel, CpuNorm } from '../model/runtime/cpuModel';
+import { createModel } from '../model/runtime/model';
+import type { BlasstOrder } from '../methods/reference/blasst';
 import { blockMaskFromLists } from '../methods/reference/masks';
+import { slidingWindow } from '../methods/reference/slidingWindow';
 import { decodeSplitPlan, recordDenseDecode, type DecodeTuning } from '../kernels/denseDecode';
 import {
   prefillTileConfig,
@@ -49,6 +76,9 @@ interface BenchRow {
   tflops?: number;
   gbPerSecond?: number;
   shareOfCopy?: number;
+  /** Model rows: tokens/s from GPU time (timestamp queries) and from wall-clock time. */
+  tokensPerSecond?: number;
+  wallTokensPerSecond?: number;
   config?: unknown;
 }
 
@@ -59,13 +89,36 @@ const option = (name: string) => {
   return index >= 0 ? args[index + 1] : undefined;
 };
 const quick = flag('quick');
-const only = new Set((option('only') ?? 'copy,prefill,decode,sparse').split(','));
+const sections = ['copy', 'prefill', 'decode', 'sparse', 'blasst', 'model'];
+const only = new Set((option('only') ?? sections.join(',')).split(','));
+for (const section of only) {
+  if (!sections.includes(section)) {
+    throw new Error(`--only takes a comma list of ${sections.join(', ')}; got '${section}'`);
+  }
+}
 
 const shapes: { name: string; shape: AttentionShape }[] = [
   { name: '32h/8kv d128', shape: { numHeads: 32, numKvHeads: 8, headDim: 128 } },
   { name: '12h/12kv d64', shape: { numHeads: 12, numKvHeads: 12, headDim: 64 } },
 ];
 const prefillLengths = quick ? [256, 1024] : [1024, 4096, 8192, 16384];
+
+/** --lengths a,b,..: the lengths of the sparse and BLASST rows (prefill and decode alike). */
+function parseLengths(text: string | undefined): number[] | undefined {
+  if (text === undefined) return undefined;
+  const lengths = text.split(',').map(Number);
+  for (const length of lengths) {
+    if (!Number.isInteger(length) || length < 128 || length % 64 !== 0) {
+      throw new Error(
+        `--lengths takes token counts, multiples of 64 and >= 128, separated by commas (e.g. 8192,16384); got '${text}'`,
+      );
+    }
+  }
+  return lengths;
+}
+const lengthsOption = parseLengths(option('lengths'));
+const sparsePrefillLengths = lengthsOption ?? (quick ? [1024] : [8192, 16384]);
+const sparseDecodeLengths = lengthsOption ?? (quick ? [2048] : [8192, 16384, 32768, 65536]);
 const decodeLengths = quick ? [1024, 4096] : [4096, 16384, 32768, 65536];
 const pageSize = 16;
 
@@ -102,7 +155,8 @@ function poolBuffer(ctx: GpuContext, layout: PagedKvLayout, numPages: number, se
 const identityPageTable = (pages: number) => Uint32Array.from({ length: pages }, (_, i) => i);
 
 /**
- * Median of three timed windows of about 300 ms each, after about 200 ms of the same work: short
+ * Median of three timed windows of about 300 ms each, after about 200 ms of the same work (100 and
+ * 100 ms with --quick): short
  * kernels measured right after the GPU idled (while the CPU filled the next inputs) ran up to 4x
  * slower on the H100 than after a longer warm-up, as its clocks had not come back up.
  */
@@ -111,9 +165,11 @@ async function timeAdaptive(ctx: GpuContext, record: RecordDispatches): Promise<
   const perRepeat = Math.max(probe.ms, 1e-3);
   const count = (ms: number) => Math.max(3, Math.min(2000, Math.ceil(ms / perRepeat)));
   const times: number[] = [];
+  // --quick: shorter windows, to keep the whole run under a minute.
+  const [warmupMs, windowMs] = quick ? [100, 100] : [200, 300];
   for (let window = 0; window < 3; window++) {
-    const warmup = window === 0 ? count(200) : 1;
-    times.push((await timeDispatches(ctx, record, { warmup, repeats: count(300) })).ms);
+    const warmup = window === 0 ? count(warmupMs) : 1;
+    times.push((await timeDispatches(ctx, record, { warmup, repeats: count(windowMs) })).ms);
   }
   return times.sort((a, b) => a - b)[1];
 }
@@ -255,6 +311,8 @@ function printTable(rows: BenchRow[]) {
     fmt(r.measuredSparsity, 3),
     fmt(r.plannerMs, 4),
     r.speedup === undefined ? '' : `${r.speedup.toFixed(2)}x`,
+    fmt(r.tokensPerSecond, 1),
+    fmt(r.wallTokensPerSecond, 1),
   ]);
   const header = [
     'kernel',
@@ -269,6 +327,8 @@ function printTable(rows: BenchRow[]) {
     's counted',
     'planner ms',
     'vs dense',
+    'tok/s GPU',
+    'tok/s wall',
   ];
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
   for (const line of [header, ...lines]) {
@@ -278,6 +338,17 @@ function printTable(rows: BenchRow[]) {
 
 const sparsities = [0.5, 0.8, 0.9, 0.95];
 const sparseBlock = 64;
+
+/** Each query block keeps its diagonal block, block 0 and (1 - s) of its causal blocks, evenly. */
+function evenBlockMask(numHeads: number, length: number, s: number) {
+  const geometry = { numHeads, numQueries: length, qStart: 0 };
+  return blockMaskFromLists({ ...geometry, blockQ: sparseBlock, blockK: sparseBlock }, (_h, qb) => {
+    const keep = Math.max(Math.min(2, qb + 1), Math.round((1 - s) * (qb + 1)));
+    const picked = new Set([qb, 0]);
+    for (let i = 0; picked.size < keep; i++) picked.add(Math.floor((i * (qb + 1)) / keep));
+    return [...picked];
+  });
+}
 
 /**
  * Block-sparse prefill at a target sparsity: each query block keeps its diagonal block, the first
@@ -294,21 +365,13 @@ async function benchBlockSparse(ctx: GpuContext, shape: AttentionShape, length: 
   const numBlocks = Math.ceil(length / sparseBlock);
   const counts = createEmptyBuffer(ctx.device, shape.numHeads * numBlocks * 4);
   for (const s of sparsities) {
-    const geometry = { numHeads: shape.numHeads, numQueries: length, qStart: 0 };
-    const mask = blockMaskFromLists(
-      { ...geometry, blockQ: sparseBlock, blockK: sparseBlock },
-      (_h, qb) => {
-        const keep = Math.max(Math.min(2, qb + 1), Math.round((1 - s) * (qb + 1)));
-        const picked = new Set([qb, 0]);
-        for (let i = 0; picked.size < keep; i++) picked.add(Math.floor((i * (qb + 1)) / keep));
-        return [...picked];
-      },
-    );
+    const mask = evenBlockMask(shape.numHeads, length, s);
     const sparse = recordBlockSparsePrefill(ctx, params, mask, { ...buffers, counts });
     const ms = await timeAdaptive(ctx, sparse.record);
     const touched = new Uint32Array(await readBuffer(ctx.device, counts)).reduce((a, b) => a + b);
     const causal = (shape.numHeads * numBlocks * (numBlocks + 1)) / 2;
-    const topChunks = Math.max(1, Math.round((1 - s) * numBlocks));
+    // The planner needs room for its 3 forced blocks per row.
+    const topChunks = Math.max(3, Math.round((1 - s) * numBlocks));
     const planner = planBlockSparseOnGpu(
       ctx,
       params,
@@ -341,7 +404,9 @@ async function benchBlockSparse(ctx: GpuContext, shape: AttentionShape, length: 
 
 /**
  * Quest decode at a token budget: scoring the page bounds, top-K and decoding the chosen pages,
- * all in the timed record (planner included), against dense decode over the same f16 cache.
+ * all in the timed record (planner included: `ms` and `vs dense` are the whole step), against
+ * dense decode over the same f16 cache. The planner (scoring + top-K) and the sparse decode are
+ * also timed alone (planner ms; config.attentionMs).
  */
 async function benchQuest(ctx: GpuContext, shape: AttentionShape, length: number) {
   const inputs = attentionInputs(ctx, shape, length, 'decode', 'f16');
@@ -371,6 +436,8 @@ async function benchQuest(ctx: GpuContext, shape: AttentionShape, length: number
       },
     );
     const ms = await timeAdaptive(ctx, quest.record);
+    const plannerMs = await timeAdaptive(ctx, quest.recordPlanner);
+    const attentionMs = await timeAdaptive(ctx, quest.recordAttention);
     const counted = new Uint32Array(await readBuffer(ctx.device, quest.pageCounts));
     const pagesRead = counted.slice(0, shape.numKvHeads).reduce((a, b) => a + b);
     quest.dispose();
@@ -382,7 +449,9 @@ async function benchQuest(ctx: GpuContext, shape: AttentionShape, length: number
       ms,
       targetSparsity: 1 - tokenBudget / length,
       measuredSparsity: 1 - pagesRead / (shape.numKvHeads * pages),
+      plannerMs,
       speedup: denseMs / ms,
+      config: { plannerMs, attentionMs, stepMs: ms },
     });
   }
   summaries.dispose();
@@ -390,17 +459,427 @@ async function benchQuest(ctx: GpuContext, shape: AttentionShape, length: number
   return { denseMs, rows };
 }
 
+/**
+ * Attention inputs shaped like a real LLM head's, for BLASST (random filler attends almost
+ * uniformly, and then no block falls below the running max). Dimensions 0..31 are 16 rotary pairs
+ * with RoPE's frequencies, the same in q and k, so q.k = R^2 sum_j cos(w_j (t - s)) peaks on the
+ * diagonal and decays with distance: a local window. Dimension 32 carries a heavy component: every
+ * query has it, the first 4 keys (sinks) and 8 keys per KV head at seeded positions (columns)
+ * answer it. The rest is uniform noise. Scaled scores: sinks about 10, columns 9, the diagonal 8,
+ * far keys 0 +- 0.3.
+ */
+const rotaryPairs = 16;
+const heavyDim = 2 * rotaryPairs;
+const structuredColumns = 8;
+
+function structuredRows(
+  positions: number,
+  firstPosition: number,
+  heads: number,
+  headDim: number,
+  seed: number,
+  heavy: (t: number, head: number) => number,
+): Float32Array {
+  const amplitude = Math.sqrt(8 / (rotaryPairs * defaultScale(headDim)));
+  // Uniform noise everywhere, then the rotary pairs and the heavy dimension written over it.
+  const out = filledFloats(positions * heads * headDim, seed);
+  for (let i = 0; i < positions; i++) {
+    const t = firstPosition + i;
+    for (let h = 0; h < heads; h++) {
+      const row = (i * heads + h) * headDim;
+      for (let j = 0; j < rotaryPairs; j++) {
+        const angle = t * 10000 ** (-j / rotaryPairs);
+        out[row + 2 * j] = amplitude * Math.cos(angle);
+        out[row + 2 * j + 1] = amplitude * Math.sin(angle);
+      }
+      out[row + heavyDim] = heavy(t, h);
+    }
+  }
+  return out;
+}
+
+function structuredInputs(
+  ctx: GpuContext,
+  shape: AttentionShape,
+  length: number,
+  phase: 'prefill' | 'decode',
+  dtype: KvDtype,
+) {
+  const { numHeads, numKvHeads, headDim } = shape;
+  const scale = defaultScale(headDim);
+  const queryHeavy = 4;
+  const sinkHeavy = 10 / (scale * queryHeavy);
+  const columnHeavy = 9 / (scale * queryHeavy);
+  const columns = Array.from({ length: numKvHeads }, (_, h) => {
+    const positions = filledFloats(structuredColumns, 100 + h);
+    return new Set(Array.from(positions, (x) => 4 + Math.floor(((x + 1) / 2) * (length - 4))));
+  });
+  const queries = phase === 'prefill' ? length : 1;
+  const q = structuredRows(queries, length - queries, numHeads, headDim, 1, () => queryHeavy);
+  const k = structuredRows(length, 0, numKvHeads, headDim, 2, (t, h) =>
+    t < 4 ? sinkHeavy : columns[h].has(t) ? columnHeavy : 0,
+  );
+  const v = filledFloats(length * numKvHeads * headDim, 3);
+  const kv: PagedKvLayout = { pageSize, numKvHeads, headDim, dtype };
+  const pages = Math.ceil(length / pageSize);
+  const table = identityPageTable(pages);
+  const buffers = {
+    q: createStorageBuffer(ctx.device, q),
+    kPool: createStorageBuffer(ctx.device, packPagedPool(k, length, kv, table).data),
+    vPool: createStorageBuffer(ctx.device, packPagedPool(v, length, kv, table).data),
+    pageTable: createStorageBuffer(ctx.device, table),
+    out: createEmptyBuffer(ctx.device, q.length * 4),
+  };
+  return {
+    buffers,
+    prefill: { ...shape, numQueries: length, qStart: 0, scale, kv },
+    decode: { ...shape, kvLen: length, scale, kv },
+    destroy: () => Object.values(buffers).forEach((buffer) => buffer.destroy()),
+  };
+}
+
+/** Thresholds the calibration tries; the row reports the one the kernel's counters put nearest. */
+const blasstLambdas = [1e-6, 1e-5, 1e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9];
+const blasstOrders: BlasstOrder[] = ['natural', 'sink-recent-first'];
+/** The issue's range for the skip rate: 70 to 80% of the blocks. */
+const blasstSkipRange = [0.7, 0.8] as const;
+
+async function runOnce(ctx: GpuContext, record: RecordDispatches) {
+  const encoder = ctx.device.createCommandEncoder();
+  const pass = encoder.beginComputePass();
+  record(pass);
+  pass.end();
+  ctx.device.queue.submit([encoder.finish()]);
+  await ctx.device.queue.onSubmittedWorkDone();
+}
+
+/** Skipped / (skipped + kept) from a [.. ][skipped, kept] u32 counts buffer. */
+async function skippedShare(ctx: GpuContext, counts: GPUBuffer): Promise<number> {
+  const words = new Uint32Array(await readBuffer(ctx.device, counts));
+  let skipped = 0;
+  let kept = 0;
+  for (let i = 0; i < words.length; i += 2) {
+    skipped += words[i];
+    kept += words[i + 1];
+  }
+  return skipped / Math.max(1, skipped + kept);
+}
+
+/**
+ * BLASST prefill or decode on structured inputs: per visit order, the lambda whose counted skip
+ * rate lands in 70-80% (nearest 75%; else the nearest to the range), timed against dense on the
+ * same buffers. Decode runs split-K over f16 KV.
+ */
+async function benchBlasst(
+  ctx: GpuContext,
+  shape: AttentionShape,
+  length: number,
+  phase: 'prefill' | 'decode',
+) {
+  const dtype = phase === 'prefill' ? 'f32' : 'f16';
+  const inputs = structuredInputs(ctx, shape, length, phase, dtype);
+  const { buffers } = inputs;
+  const tiles = blasstPrefillTileConfig(ctx, shape.headDim);
+  const countsBytes =
+    phase === 'prefill'
+      ? blasstPrefillCountsBytes(inputs.prefill, tiles)
+      : shape.numKvHeads * 2 * 4;
+  const counts = createEmptyBuffer(ctx.device, countsBytes, 'blasst bench counts');
+  const denseMs = await timeAdaptive(
+    ctx,
+    phase === 'prefill'
+      ? recordDensePrefill(ctx, inputs.prefill, buffers)
+      : recordDenseDecode(ctx, inputs.decode, buffers),
+  );
+  const build = (
+    lambda: number,
+    order: BlasstOrder,
+  ): { record: RecordDispatches; scratch: GPUBuffer[] } =>
+    phase === 'prefill'
+      ? createBlasstPrefill(ctx, inputs.prefill, { ...buffers, counts }, { lambda, order })
+      : createBlasstDecode(ctx, inputs.decode, { ...buffers, counts }, { lambda, order });
+  const rows: BenchRow[] = [];
+  const [low, high] = blasstSkipRange;
+  const mid = (low + high) / 2;
+  const distance = (s: number) =>
+    s < low ? low - s : s > high ? s - high : Math.abs(s - mid) / 10;
+  for (const order of blasstOrders) {
+    let best = { lambda: 0, skipped: 0 };
+    for (const lambda of blasstLambdas) {
+      const kernel = build(lambda, order);
+      await runOnce(ctx, kernel.record);
+      const skipped = await skippedShare(ctx, counts);
+      kernel.scratch.forEach((buffer) => buffer.destroy());
+      if (distance(skipped) < distance(best.skipped)) best = { lambda, skipped };
+    }
+    const kernel = build(best.lambda, order);
+    const ms = await timeAdaptive(ctx, kernel.record);
+    const skipped = await skippedShare(ctx, counts);
+    kernel.scratch.forEach((buffer) => buffer.destroy());
+    rows.push({
+      kernel: `BLASST ${phase} (${order}, lambda ${best.lambda})`,
+      shape: shapes[0].name,
+      length,
+      kvDtype: dtype,
+      ms,
+      measuredSparsity: skipped,
+      speedup: denseMs / ms,
+      config: { lambda: best.lambda, order, skippedShare: skipped },
+    });
+  }
+  counts.destroy();
+  inputs.destroy();
+  return { denseMs, rows };
+}
+
+/**
+ * Vertical-Slash prefill on the structured inputs (its planner needs attention structure to find
+ * columns and diagonals): the GPU planner (last-query estimate, top columns and diagonals, block
+ * classes) timed apart, then the block-sparse kernel over its mask (full and partial blocks).
+ * Budgets shrink with 1 - s (columns and diagonals each (1 - s) of the key blocks' count, at least
+ * 4); the sparsity the kernel counted is what the row reports against.
+ */
+async function benchVerticalSlash(ctx: GpuContext, shape: AttentionShape, length: number) {
+  const inputs = structuredInputs(ctx, shape, length, 'prefill', 'f32');
+  const { buffers, prefill: params } = inputs;
+  const denseMs = await timeAdaptive(ctx, recordDensePrefill(ctx, params, buffers));
+  const numBlocks = Math.ceil(length / sparseBlock);
+  const counts = createEmptyBuffer(ctx.device, shape.numHeads * numBlocks * 4);
+  const causal = (shape.numHeads * numBlocks * (numBlocks + 1)) / 2;
+  const rows: BenchRow[] = [];
+  for (const s of sparsities) {
+    const budget = Math.max(4, Math.round((1 - s) * numBlocks));
+    const plan = planVerticalSlashOnGpu(ctx, params, buffers, {
+      lastQ: 64,
+      verticalSize: budget,
+      slashSize: budget,
+      blockQ: sparseBlock,
+      blockK: sparseBlock,
+    });
+    const plannerMs = await timeAdaptive(ctx, plan.record);
+    const { keyWords, numQueryBlocks, numKeyBlocks } = plan.outputs;
+    const bits = new Uint32Array(
+      await readBuffer(ctx.device, plan.outputs.bits, 2 * shape.numHeads * keyWords * 4),
+    );
+    const classes = new Uint32Array(
+      await readBuffer(
+        ctx.device,
+        plan.outputs.classes,
+        shape.numHeads * numQueryBlocks * numKeyBlocks * 4,
+      ),
+    );
+    plan.destroy();
+    const mask = verticalSlashMaskFromGrid(params, sparseBlock, sparseBlock, bits, classes);
+    const sparse = recordBlockSparsePrefill(ctx, params, mask, { ...buffers, counts });
+    const ms = await timeAdaptive(ctx, sparse.record);
+    const touched = new Uint32Array(await readBuffer(ctx.device, counts)).reduce((a, b) => a + b);
+    sparse.dispose();
+    rows.push({
+      kernel: `vertical-slash prefill (${budget} columns, ${budget} diagonals)`,
+      shape: shapes[0].name,
+      length,
+      kvDtype: 'f32',
+      ms,
+      targetSparsity: s,
+      measuredSparsity: 1 - touched / causal,
+      plannerMs,
+      speedup: denseMs / ms,
+    });
+  }
+  counts.destroy();
+  inputs.destroy();
+  return { denseMs, rows };
+}
+
+/**
+ * Sliding-window prefill (4 sink keys and a window of w keys, the method's rule evaluated per
+ * element in partial blocks): no planner. A band of w keys covers 2x - x^2 of the causal triangle
+ * (x = w / L), so w = (1 - sqrt(s)) L asks for sparsity s.
+ */
+async function benchSlidingWindow(ctx: GpuContext, shape: AttentionShape, length: number) {
+  const inputs = attentionInputs(ctx, shape, length, 'prefill', 'f32');
+  const { buffers, prefill: params } = inputs;
+  const denseMs = await timeAdaptive(ctx, recordDensePrefill(ctx, params, buffers));
+  const numBlocks = Math.ceil(length / sparseBlock);
+  const counts = createEmptyBuffer(ctx.device, shape.numHeads * numBlocks * 4);
+  const causal = (shape.numHeads * numBlocks * (numBlocks + 1)) / 2;
+  const rows: BenchRow[] = [];
+  for (const s of sparsities) {
+    const window = Math.max(1, Math.round((1 - Math.sqrt(s)) * length));
+    const mask = slidingWindow(
+      { numHeads: shape.numHeads, numQueries: length, qStart: 0 },
+      { window, sinks: 4, blockQ: sparseBlock, blockK: sparseBlock },
+    );
+    const sparse = recordBlockSparsePrefill(ctx, params, mask, { ...buffers, counts });
+    const ms = await timeAdaptive(ctx, sparse.record);
+    const touched = new Uint32Array(await readBuffer(ctx.device, counts)).reduce((a, b) => a + b);
+    sparse.dispose();
+    rows.push({
+      kernel: `sliding-window prefill (window ${window}, 4 sinks)`,
+      shape: shapes[0].name,
+      length,
+      kvDtype: 'f32',
+      ms,
+      targetSparsity: s,
+      measuredSparsity: 1 - touched / causal,
+      speedup: denseMs / ms,
+    });
+  }
+  counts.destroy();
+  inputs.destroy();
+  return { denseMs, rows };
+}
+
 async function benchSparse(ctx: GpuContext, report: (row: BenchRow) => void) {
   const { shape } = shapes[0];
-  for (const length of quick ? [1024] : [8192, 16384]) {
+  for (const length of sparsePrefillLengths) {
     const { denseMs, rows } = await benchBlockSparse(ctx, shape, length);
     console.error(`  dense prefill L=${length}: ${denseMs.toFixed(3)} ms (sparse rows compare)`);
     rows.forEach(report);
+    (await benchSlidingWindow(ctx, shape, length)).rows.forEach(report);
+    const verticalSlash = await benchVerticalSlash(ctx, shape, length);
+    console.error(
+      `  dense prefill (structured) L=${length}: ${verticalSlash.denseMs.toFixed(3)} ms`,
+    );
+    verticalSlash.rows.forEach(report);
   }
-  for (const length of quick ? [2048] : [32768, 65536]) {
+  for (const length of sparseDecodeLengths) {
     const { denseMs, rows } = await benchQuest(ctx, shape, length);
     console.error(`  dense decode f16 L=${length}: ${denseMs.toFixed(4)} ms (sparse rows compare)`);
     rows.forEach(report);
+  }
+}
+
+/** BLASST on structured inputs: prefill at the sparse prefill lengths, decode at the decode ones. */
+async function benchBlasstSection(ctx: GpuContext, report: (row: BenchRow) => void) {
+  const { shape } = shapes[0];
+  for (const [phase, lengths] of [
+    ['prefill', sparsePrefillLengths],
+    ['decode', sparseDecodeLengths],
+  ] as const) {
+    for (const length of lengths) {
+      const { denseMs, rows } = await benchBlasst(ctx, shape, length, phase);
+      console.error(`  dense ${phase} (structured) L=${length}: ${denseMs.toFixed(4)} ms`);
+      rows.forEach(report);
+    }
+  }
+}
+
+/**
+ * The SmolLM2-135M shape (HuggingFaceTB/SmolLM2-135M's config.json) with random weights: our
+ * runtime's tokens/s, next to tools/torch_model_bench.py (transformers, same shapes, fp32).
+ */
+const smolLm2Config = {
+  architectures: ['LlamaForCausalLM'],
+  model_type: 'llama',
+  vocab_size: 49152,
+  hidden_size: 576,
+  intermediate_size: 1536,
+  num_hidden_layers: 30,
+  num_attention_heads: 9,
+  num_key_value_heads: 3,
+  head_dim: 64,
+  max_position_embeddings: 8192,
+  rms_norm_eps: 1e-5,
+  rope_theta: 100000,
+  hidden_act: 'silu',
+  tie_word_embeddings: true,
+};
+const modelDecodeContexts = quick ? [64] : [1024, 8192];
+const modelPrefillLength = quick ? 64 : 4096;
+const modelDecodeSteps = quick ? 2 : 32;
+const modelWarmupSteps = 4;
+
+/** Uniform weights with transformers' init std (0.02); norms at 1, as a fresh model has them. */
+function randomLlama(config: ModelConfig): CpuModel {
+  let seed = 10;
+  const matrix = (rows: number, cols: number): CpuLinear => {
+    const weight = filledFloats(rows * cols, seed++);
+    for (let i = 0; i < weight.length; i++) weight[i] *= 0.02 * Math.sqrt(3);
+    return { weight, bias: null, inFeatures: cols, outFeatures: rows };
+  };
+  const ones = (): CpuNorm => ({ weight: new Float32Array(config.hiddenSize).fill(1), bias: null });
+  const { hiddenSize, numHeads, numKvHeads, headDim, intermediateSize } = config;
+  return {
+    config,
+    embedTokens: matrix(config.vocabSize, hiddenSize).weight,
+    positionEmbedding: null,
+    layers: Array.from({ length: config.numLayers }, () => ({
+      attnNorm: ones(),
+      q: matrix(numHeads * headDim, hiddenSize),
+      kv: matrix(2 * numKvHeads * headDim, hiddenSize),
+      o: matrix(hiddenSize, numHeads * headDim),
+      mlpNorm: ones(),
+      mlpIn: matrix(2 * intermediateSize, hiddenSize),
+      mlpOut: matrix(hiddenSize, intermediateSize),
+    })),
+    finalNorm: ones(),
+    lmHead: null,
+  };
+}
+
+const promptIds = (length: number, vocab: number) =>
+  Array.from({ length }, (_, i) => (i * 7919 + 13) % vocab);
+
+/**
+ * Greedy generation as an app runs it (Model.generate: argmax on the GPU, 4 bytes read back per
+ * token): decode tokens/s from the runtime's GPU time (timestamp queries) and from wall-clock time,
+ * the latter as the difference between generating 1 + steps tokens and 1 token after the same
+ * prompt (the prefill cancels). Prefill tokens/s: one prompt through Model.prefill.
+ */
+async function benchModel(ctx: GpuContext, report: (row: BenchRow) => void) {
+  const config = parseModelConfig(smolLm2Config);
+  const cpu = randomLlama(config);
+  const maxContext = Math.max(...modelDecodeContexts, modelPrefillLength);
+  const model = createModel(ctx, cpu, {
+    maxSeqLen: maxContext + modelDecodeSteps + 1,
+  });
+  const shape = `SmolLM2-135M shape, f32`;
+  const generate = async (ids: number[], maxNewTokens: number) => {
+    const start = performance.now();
+    const result = await model.generate(ids, { maxNewTokens, stopTokens: [] });
+    return { wallMs: performance.now() - start, result };
+  };
+  try {
+    // Warm-up: compiles the pipelines of a full prefill chunk and of a decode step.
+    const warmup = Math.min(model.prefillChunk, modelPrefillLength);
+    await generate(promptIds(warmup, config.vocabSize), 1 + modelWarmupSteps);
+    model.reset();
+    const prefillStart = performance.now();
+    await model.prefill(promptIds(modelPrefillLength, config.vocabSize));
+    const prefillWall = performance.now() - prefillStart;
+    const prefillGpu = model.timings.prefill.ms;
+    report({
+      kernel: 'model prefill',
+      shape,
+      length: modelPrefillLength,
+      ms: prefillGpu,
+      tokensPerSecond: modelPrefillLength / (prefillGpu / 1e3),
+      wallTokensPerSecond: modelPrefillLength / (prefillWall / 1e3),
+      config: { prefillChunk: model.prefillChunk, submits: model.timings.prefill.submits },
+    });
+    for (const context of modelDecodeContexts) {
+      const ids = promptIds(context, config.vocabSize);
+      const one = await generate(ids, 1);
+      const many = await generate(ids, 1 + modelDecodeSteps);
+      const { decode } = many.result.timings;
+      if (decode.tokens !== modelDecodeSteps) {
+        throw new Error(`model bench: ${decode.tokens} decode steps ran, not ${modelDecodeSteps}`);
+      }
+      const wallMs = (many.wallMs - one.wallMs) / modelDecodeSteps;
+      const gpuMs = decode.ms / decode.tokens;
+      report({
+        kernel: 'model decode (greedy)',
+        shape,
+        length: context,
+        ms: gpuMs,
+        tokensPerSecond: 1e3 / gpuMs,
+        wallTokensPerSecond: 1e3 / wallMs,
+        config: { steps: modelDecodeSteps, wallMsPerToken: wallMs },
+      });
+    }
+  } finally {
+    model.dispose();
   }
 }
 
@@ -426,6 +905,37 @@ async function tune(ctx: GpuContext, report: (row: BenchRow) => void, copy: numb
       report(await benchPrefill(ctx, prefillName, prefillShape, quick ? 512 : 4096, config));
     }
   }
+  // Block-sparse prefill at s = 0.9 (the 6x target): its 64-query tiles reuse each K/V tile load
+  // half as often as dense prefill's 128-query tiles.
+  const sparseLength = quick ? 1024 : 8192;
+  const inputs = attentionInputs(ctx, shape, sparseLength, 'prefill', 'f32');
+  const counts = createEmptyBuffer(ctx.device, shape.numHeads * (sparseLength / sparseBlock) * 4);
+  const mask = evenBlockMask(shape.numHeads, sparseLength, 0.9);
+  const sparseBase = blockSparseTileConfig(ctx, shape.headDim, sparseBlock, sparseBlock);
+  const sparseVariants: Partial<BlockSparseTileConfig>[] = [
+    {},
+    { lanesPerRow: 1, threads: 64 },
+    { lanesPerRow: 2, rowsPerThread: 2, threads: 64 },
+    { lanesPerRow: 4, threads: 256 },
+    { keyChunk: 16 },
+    { keyTile: 16, segment: 16, workgroupBytes: 16 * 2 * shape.headDim * 4 },
+  ];
+  for (const variant of sparseVariants) {
+    const config = { ...sparseBase, ...variant };
+    if (!config.subgroups && config.lanesPerRow > 1) continue;
+    const sparse = recordBlockSparsePrefill(ctx, inputs.prefill, mask, { ...inputs.buffers, counts }, config); // prettier-ignore
+    report({
+      kernel: 'block-sparse prefill s 0.9 (tune)',
+      shape: name,
+      length: sparseLength,
+      kvDtype: 'f32',
+      ms: await timeAdaptive(ctx, sparse.record),
+      config,
+    });
+    sparse.dispose();
+  }
+  counts.destroy();
+  inputs.destroy();
   for (const [dtype, length] of [['f16', 32768]] as const) {
     for (const targetWorkgroups of [512]) {
       for (const lanes of [16]) {
@@ -474,6 +984,8 @@ async function main() {
     }
   }
   if (only.has('sparse') && !flag('tune')) await benchSparse(ctx, report);
+  if (only.has('blasst') && !flag('tune')) await benchBlasstSection(ctx, report);
+  if (only.has('model') && !flag('tune')) await benchModel(ctx, report);
   printTable(rows);
   const jsonPath = option('json');
   const result = {

@@ -85,7 +85,7 @@ export function previewShape(seqLen: number): MethodShape {
 const inputCache = new Map<number, { q: Float32Array; k: Float32Array; v: Float32Array }>();
 
 /** Seeded random q/k/v for a sequence length (the same every time). */
-function randomData(seqLen: number) {
+export function randomData(seqLen: number) {
   let data = inputCache.get(seqLen);
   if (!data) {
     const n = seqLen * PREVIEW_HEADS * PREVIEW_HEAD_DIM;

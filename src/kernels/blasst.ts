@@ -5,14 +5,20 @@
  *
  * Prefill: a block is the kernel's key tile (PrefillTileConfig.keyTile) and the rows that vote are
  * the workgroup's query tile (queryTile) of one query head: the reference with blockQ = queryTile,
- * blockK = keyTile. Counts are written per (head, query tile).
+ * blockK = keyTile, both from blasstPrefillTileConfig by default. Counts are written per (head,
+ * query tile).
  *
- * Decode: one workgroup per KV head walks the whole cache (a single split, so that the running max
- * is the whole walk's, as in the reference) in blocks of `blockTokens` tokens. The workgroup serves
- * the whole GQA group, so the decision is uniform over the group: a block is skipped only when all
- * query heads of the KV head vote skip. The reference's blasstDecode decides per query head; the
- * two agree when the group size is 1, and otherwise equal the reference run with the group's query
- * heads as the rows of one row group (see tests/kernels/blasst.test.ts). Counts are per KV head.
+ * Decode: split-K like dense decode. The cache is cut into splits of `blocksPerSplit` blocks of
+ * `blockTokens` tokens, one workgroup per (split, KV head), and every split is its own BLASST walk
+ * with its own running max (the visit order applied to the split's blocks); the reduce pass merges
+ * the splits exactly, as for dense decode. Keeping a running max per split is valid for the online
+ * softmax (skipping only chooses which blocks enter the sum); it costs some skipping, as each
+ * split's first visited block is always kept. One split (blocksPerSplit >= the cache's blocks) is
+ * the reference's sequential walk. The workgroup serves the whole GQA group, so the decision is
+ * uniform over the group: a block is skipped only when all query heads of the KV head vote skip.
+ * The reference's blasstDecode decides per query head; with one split the two agree when the group
+ * size is 1, and otherwise equal the reference run with the group's query heads as the rows of one
+ * row group (see tests/kernels/blasst.test.ts). Counts are per KV head, summed over the splits.
  */
 import {
   bindGroup,
@@ -90,6 +96,28 @@ export function blasstPrefillCountsBytes(
   return params.numHeads * Math.ceil(params.numQueries / config.queryTile) * 2 * 4;
 }
 
+/** Workgroup memory of BLASST's vote (an atomic and a flag, as Dawn lays them out). */
+const voteBytes = 32;
+
+/**
+ * The dense prefill tiling with room for BLASST's vote: where the dense K/V tile fills workgroup
+ * memory (d 128 on 32 KiB devices), one key chunk less. Only keyTile changes, so the counts
+ * (per query tile) keep their layout.
+ */
+export function blasstPrefillTileConfig(ctx: GpuContext, headDim: number): PrefillTileConfig {
+  const base = prefillTileConfig(ctx, headDim);
+  const limit = ctx.caps.maxWorkgroupStorageBytes;
+  if (base.workgroupBytes + voteBytes <= limit) return base;
+  const bytesPerKey = base.workgroupBytes / base.keyTile;
+  const keyTile = Math.floor((limit - voteBytes) / bytesPerKey / base.keyChunk) * base.keyChunk;
+  if (keyTile < base.keyChunk) {
+    throw new Error(
+      `BLASST prefill: ${limit} B of workgroup memory is too little for d ${headDim}`,
+    );
+  }
+  return { ...base, keyTile, workgroupBytes: keyTile * bytesPerKey };
+}
+
 function buildBlasstPrefill(
   ctx: GpuContext,
   params: PrefillParams,
@@ -105,6 +133,18 @@ function buildBlasstPrefill(
   return buildDensePrefill(ctx, params, buffers, config, skipping);
 }
 
+/** BLASST prefill's recorder and the uniform buffer it allocated (scratch, for the caller to free). */
+export function createBlasstPrefill(
+  ctx: GpuContext,
+  params: PrefillParams,
+  buffers: PrefillBuffers & BlasstCounts,
+  options: BlasstOptions,
+  config: PrefillTileConfig = blasstPrefillTileConfig(ctx, params.headDim),
+): { record: RecordDispatches; scratch: GPUBuffer[] } {
+  const { record, uniforms } = buildBlasstPrefill(ctx, params, buffers, options, config);
+  return { record, scratch: [uniforms] };
+}
+
 /**
  * Records BLASST prefill: dense_prefill with block skipping; `buffers.counts` receives
  * blasstPrefillCountsBytes bytes. The uniform buffer lives as long as the recorder is reachable.
@@ -114,7 +154,7 @@ export function recordBlasstPrefill(
   params: PrefillParams,
   buffers: PrefillBuffers & BlasstCounts,
   options: BlasstOptions,
-  config: PrefillTileConfig = prefillTileConfig(ctx, params.headDim),
+  config: PrefillTileConfig = blasstPrefillTileConfig(ctx, params.headDim),
 ): RecordDispatches {
   return buildBlasstPrefill(ctx, params, buffers, options, config).record;
 }
@@ -124,7 +164,7 @@ export async function blasstPrefillOnHost(
   ctx: GpuContext,
   input: HostPrefillInput,
   options: BlasstOptions,
-  config: PrefillTileConfig = prefillTileConfig(ctx, input.headDim),
+  config: PrefillTileConfig = blasstPrefillTileConfig(ctx, input.headDim),
 ): Promise<BlasstHostResult> {
   const { device } = ctx;
   if (input.numQueries === 0) {
@@ -165,30 +205,50 @@ export async function blasstPrefillOnHost(
 export interface BlasstDecodeOptions extends BlasstOptions {
   /** Tokens per skippable block: a multiple of the plan's token rows; 64 by default. */
   blockTokens?: number;
+  /**
+   * Blocks per split (per workgroup): more splits mean more parallel work, fewer mean fewer
+   * always-kept first blocks. Infinity walks the whole cache in one split per KV head.
+   */
+  blocksPerSplit?: number;
 }
 
 export const defaultBlasstDecodeBlock = 64;
+/** 8 blocks of 64: 512 tokens per split, the dense plan's longest split (32K: 512 workgroups). */
+export const defaultBlasstBlocksPerSplit = 8;
 
 /**
- * The dense decode plan turned into BLASST's: one split per KV head covering the whole cache, and
- * rows x unroll = blockTokens tokens per step, so that one step is one block.
+ * The dense decode plan turned into BLASST's: rows x unroll = blockTokens tokens per step, so that
+ * one step is one block, and splits of blocksPerSplit blocks (fewer when the cache is shorter).
  */
 export function blasstDecodePlan(
   ctx: GpuContext,
   params: DecodeParams,
   blockTokens = defaultBlasstDecodeBlock,
+  blocksPerSplit = defaultBlasstBlocksPerSplit,
 ): DecodeSplitPlan {
   const rows = decodeSplitPlan(ctx, params).rows;
-  if (blockTokens % rows !== 0) {
-    throw new Error(`BLASST decode: block of ${blockTokens} tokens is not a multiple of ${rows}`);
+  if (!Number.isInteger(blockTokens) || blockTokens < rows || blockTokens % rows !== 0) {
+    throw new Error(
+      `BLASST decode: a block of ${blockTokens} tokens must be a positive multiple of ${rows} (the kernel's token rows); use 64`,
+    );
+  }
+  if (!(blocksPerSplit >= 1)) {
+    throw new Error(
+      `BLASST decode: blocksPerSplit must be >= 1 (or Infinity), got ${blocksPerSplit}`,
+    );
   }
   const plan = decodeSplitPlan(ctx, params, { targetWorkgroups: 1, unroll: blockTokens / rows });
   const numBlocks = Math.ceil(params.kvLen / blockTokens);
+  const splitBlocks = Math.min(numBlocks, Math.floor(blocksPerSplit));
+  const numSplits = Math.ceil(numBlocks / splitBlocks);
+  if (numSplits > ctx.caps.maxComputeWorkgroupsPerDimension) {
+    throw new Error(`BLASST decode: ${numSplits} splits are too many; raise blocksPerSplit`);
+  }
   return {
     ...plan,
-    tokensPerSplit: numBlocks * blockTokens,
-    numSplits: 1,
-    workgroups: params.numKvHeads,
+    tokensPerSplit: splitBlocks * blockTokens,
+    numSplits,
+    workgroups: numSplits * params.numKvHeads,
   };
 }
 
@@ -208,7 +268,7 @@ export function createBlasstDecode(
   buffers: DecodeBuffers & BlasstCounts,
   options: BlasstDecodeOptions,
 ): BlasstDecode {
-  const plan = blasstDecodePlan(ctx, params, options.blockTokens);
+  const plan = blasstDecodePlan(ctx, params, options.blockTokens, options.blocksPerSplit);
   const group = groupSize(params);
   const { device } = ctx;
   const { numHeads, numKvHeads, headDim, kv } = params;
@@ -231,6 +291,8 @@ export function createBlasstDecode(
     HEAD_DIM: headDim,
     DIM_LANES: reduceDimLanes,
     SPLIT_LANES: reduceSplitLanes,
+    GROUP: group,
+    BLASST: true,
   });
   const uniforms = createUniformBuffer(
     device,
@@ -247,6 +309,11 @@ export function createBlasstDecode(
   const partials = numHeads * plan.numSplits;
   const partO = createEmptyBuffer(device, partials * headDim * 4, 'blasst decode partial out');
   const partMl = createEmptyBuffer(device, partials * 8, 'blasst decode partial max/sum');
+  const splitCounts = createEmptyBuffer(
+    device,
+    numKvHeads * plan.numSplits * 8,
+    'blasst decode counts per split',
+  );
   const splitGroup = bindGroup(device, split, [
     uniforms,
     buffers.q,
@@ -255,9 +322,16 @@ export function createBlasstDecode(
     buffers.pageTable,
     partO,
     partMl,
+    splitCounts,
+  ]);
+  const reduceGroup = bindGroup(device, reduce, [
+    uniforms,
+    partO,
+    partMl,
+    buffers.out,
+    splitCounts,
     buffers.counts,
   ]);
-  const reduceGroup = bindGroup(device, reduce, [uniforms, partO, partMl, buffers.out]);
   const dimChunks = Math.ceil(headDim / 4 / reduceDimLanes);
   return {
     record: (pass) => {
@@ -269,7 +343,7 @@ export function createBlasstDecode(
       pass.dispatchWorkgroups(dimChunks, numHeads);
     },
     plan,
-    scratch: [uniforms, partO, partMl],
+    scratch: [uniforms, partO, partMl, splitCounts],
   };
 }
 

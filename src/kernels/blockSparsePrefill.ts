@@ -94,7 +94,7 @@ export function blockSparseTileConfig(
 }
 
 /** The mask as one u32 buffer; offsets of its sections (see the shader's Params). */
-interface PackedMask {
+export interface PackedMask {
   words: Uint32Array;
   entriesOffset: number;
   ruleA: number;
@@ -102,7 +102,7 @@ interface PackedMask {
   ruleStride: number;
 }
 
-function packMask(mask: BlockMask): PackedMask {
+export function packMask(mask: BlockMask): PackedMask {
   const { rowStart, keyBlock, blockKind, rule } = mask;
   const entriesOffset = rowStart.length;
   const ruleA = entriesOffset + keyBlock.length;

@@ -1,6 +1,7 @@
 /**
  * Quest decode on the GPU (src/methods/reference/quest.ts is the CPU reference it matches):
- *   shaders/attention/quest_summary.wgsl  per-page, per-KV-head channel min/max of the keys,
+ *   shaders/attention/quest_summary.wgsl  per-page, per-KV-head channel min/max of the keys (in
+ *                                         the cache's precision: f16 caches get f16 summaries),
  *   quest_score.wgsl                      bounds of the complete pages, summed over the GQA group,
  *   quest_select.wgsl                     top-K pages per KV head plus the current page,
  *   dense_decode.wgsl (PAGE_LIST)         the dense split + reduce over the listed pages only.
@@ -31,6 +32,14 @@ const scoreWorkgroupSize = 128;
 /** Rounds of SLOTS pages each workgroup of quest_score scores (amortises its load of q). */
 const scoreRounds = 4;
 const selectWorkgroupSize = 256;
+/** Most pages whose selection keys stay in workgroup memory (16 KiB: 64K tokens at 16 a page). */
+const maxSelectCacheKeys = 4096;
+
+/** The key cache of quest_select.wgsl that fits beside its histogram and scan (>= 32 keys). */
+function selectCacheKeys(ctx: GpuContext): number {
+  const free = ctx.caps.maxWorkgroupStorageBytes - selectWorkgroupSize * 8 - 256;
+  return Math.max(32, Math.min(maxSelectCacheKeys, Math.floor(free / 4 / 32) * 32));
+}
 
 /** Where the summary kernel reads keys from. */
 export interface QuestKeySource {
@@ -39,7 +48,7 @@ export interface QuestKeySource {
 }
 
 export interface QuestSummaries {
-  /** f32 [page][kvHead][min | max][dim], numPages pages. */
+  /** [page][kvHead][min | max][dim], numPages pages: f32, or f16 pairs in u32 for an f16 cache. */
   buffer: GPUBuffer;
   numPages: number;
   /**
@@ -59,9 +68,10 @@ export function createQuestSummaries(
 ): QuestSummaries {
   const { device } = ctx;
   const { numKvHeads, headDim } = layout;
+  const bytesPerValue = layout.dtype === 'f16' ? 2 : 4;
   const buffer = createEmptyBuffer(
     device,
-    numPages * numKvHeads * 2 * headDim * 4,
+    numPages * numKvHeads * 2 * headDim * bytesPerValue,
     'quest page summaries',
   );
   const pipeline = ctx.pipelines.get('attention/quest_summary', {
@@ -116,7 +126,12 @@ export function questListLength(params: QuestDecodeParams): number {
 }
 
 export interface QuestDecode {
+  /** The whole step: recordPlanner, then recordAttention. */
   record: RecordDispatches;
+  /** Page scoring and top-K selection alone (benchmarks time it apart). */
+  recordPlanner: RecordDispatches;
+  /** The sparse decode (split + reduce) over the pages the planner listed. */
+  recordAttention: RecordDispatches;
   /** u32 [kvHead][listLength]: pages read, ascending, the current one last. */
   selectedPages: GPUBuffer;
   /** u32 [kvHead]: the list lengths as the selection kernel counted them. */
@@ -148,10 +163,14 @@ export function recordQuestDecode(
     [],
     'quest select params',
   );
-  if (headDim % 4 !== 0) throw new Error(`quest: headDim (${headDim}) must be a multiple of 4`);
-  // Lanes per page: one vec4 of the summaries each (a power of two, at most the workgroup).
+  const summaryF16 = kv.dtype === 'f16';
+  const valuesPerVector = summaryF16 ? 8 : 4;
+  if (headDim % valuesPerVector !== 0) {
+    throw new Error(`quest: headDim (${headDim}) must be a multiple of ${valuesPerVector}`);
+  }
+  // Lanes per page: one 16-byte vector of the summaries each (a power of two, at most the group).
   let lanes = 1;
-  while (lanes < Math.min(headDim / 4, scoreWorkgroupSize)) lanes *= 2;
+  while (lanes < Math.min(headDim / valuesPerVector, scoreWorkgroupSize)) lanes *= 2;
   const pagesPerGroup = (scoreWorkgroupSize / lanes) * scoreRounds;
   const score = ctx.pipelines.get('attention/quest_score', {
     HEAD_DIM: headDim,
@@ -160,9 +179,11 @@ export function recordQuestDecode(
     LANES: lanes,
     WORKGROUP_SIZE: scoreWorkgroupSize,
     ROUNDS: scoreRounds,
+    SUMMARY_F16: summaryF16,
   });
   const select = ctx.pipelines.get('attention/quest_select', {
     WORKGROUP_SIZE: selectWorkgroupSize,
+    CACHE_KEYS: selectCacheKeys(ctx),
   });
   const scoreGroup = bindGroup(device, score, [
     scoreUniforms,
@@ -181,18 +202,23 @@ export function recordQuestDecode(
     listLen: listLength,
   });
   const scratch = [bounds, selectedPages, pageCounts, scoreUniforms, selectUniforms];
+  const recordPlanner: RecordDispatches = (pass) => {
+    if (numFull > 0) {
+      pass.setPipeline(score);
+      pass.setBindGroup(0, scoreGroup);
+      pass.dispatchWorkgroups(Math.ceil(numFull / pagesPerGroup), numKvHeads);
+    }
+    pass.setPipeline(select);
+    pass.setBindGroup(0, selectGroup);
+    pass.dispatchWorkgroups(numKvHeads);
+  };
   return {
     record: (pass) => {
-      if (numFull > 0) {
-        pass.setPipeline(score);
-        pass.setBindGroup(0, scoreGroup);
-        pass.dispatchWorkgroups(Math.ceil(numFull / pagesPerGroup), numKvHeads);
-      }
-      pass.setPipeline(select);
-      pass.setBindGroup(0, selectGroup);
-      pass.dispatchWorkgroups(numKvHeads);
+      recordPlanner(pass);
       decode.record(pass);
     },
+    recordPlanner,
+    recordAttention: decode.record,
     selectedPages,
     pageCounts,
     listLength,

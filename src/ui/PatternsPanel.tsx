@@ -8,8 +8,10 @@ import {
 import { getMethod } from '../methods/registry';
 import { MAX_SPARSITY, type MethodName } from '../methods/types';
 import { CELL_LEGEND, MaskCanvas } from './MaskCanvas';
-import { MASK_PRESETS } from './maskPresets';
 import { ParamControl } from './ParamControl';
+import { PatternEditor } from './PatternEditor';
+import { TokenMaskCanvas } from './TokenMaskCanvas';
+import { usePlayground } from './playgroundStore';
 import { useAppStore, type PatternError } from './store';
 
 const SEQ_LENS = [256, 512, 1024, 2048];
@@ -27,58 +29,6 @@ function PatternErrorView({ error, code }: { error: PatternError; code: boolean 
   );
 }
 
-function CodeEditor({
-  value,
-  errorLine,
-  onChange,
-}: {
-  value: string;
-  errorLine: number | null;
-  onChange: (source: string) => void;
-}) {
-  const id = useId();
-  const lines = value.split('\n').length;
-  return (
-    <div className="code-editor">
-      <div className="presets" role="group" aria-label="Example patterns">
-        <span className="muted">Examples:</span>
-        {MASK_PRESETS.map((preset) => (
-          <button
-            key={preset.name}
-            type="button"
-            className="small"
-            aria-pressed={preset.source === value}
-            onClick={() => onChange(preset.source)}
-          >
-            {preset.name}
-          </button>
-        ))}
-      </div>
-      <label htmlFor={id} className="code-label">
-        <code>mask_mod(b, h, q_idx, kv_idx)</code> in JavaScript; <code>window</code> and{' '}
-        <code>sinks</code> are in scope
-      </label>
-      <div className="code-box">
-        <div className="gutter" aria-hidden="true">
-          {Array.from({ length: lines }, (_, i) => (
-            <div key={i} className={i + 1 === errorLine ? 'gutter-error' : undefined}>
-              {i + 1}
-            </div>
-          ))}
-        </div>
-        <textarea
-          id={id}
-          data-testid="pattern-source"
-          spellCheck={false}
-          rows={Math.max(6, lines)}
-          value={value}
-          onChange={(e) => onChange(e.target.value)}
-        />
-      </div>
-    </div>
-  );
-}
-
 export function PatternsPanel() {
   const patterns = useAppStore((s) => s.patterns);
   const setMethod = useAppStore((s) => s.setPatternMethod);
@@ -86,6 +36,10 @@ export function PatternsPanel() {
   const setSparsity = useAppStore((s) => s.setPatternSparsity);
   const setParam = useAppStore((s) => s.setPatternParam);
   const setHead = useAppStore((s) => s.setPatternHead);
+  const releasePattern = useAppStore((s) => s.releasePattern);
+  const setLevel = useAppStore((s) => s.setPatternLevel);
+  const setRunMethod = usePlayground((s) => s.setRunMethod);
+  const runPrefill = usePlayground((s) => s.run.prefill.method);
   const methods = useMemo(() => previewMethods(), []);
   const method = getMethod(patterns.method);
   const params = patterns.params[patterns.method] ?? {};
@@ -94,6 +48,8 @@ export function PatternsPanel() {
   // After an error the last good picture stays, dimmed, while the readouts say there is none.
   const current = preview;
   const valid = current && !error ? current : null;
+  const tokens = patterns.tokenPicture;
+  const showTokens = patterns.level === 'tokens' && tokens !== null;
   const ids = { method: useId(), seqLen: useId(), sparsity: useId() };
 
   return (
@@ -210,16 +166,40 @@ export function PatternsPanel() {
                     </button>
                   ))}
                 </div>
+                <div className="segmented" role="group" aria-label="Picture">
+                  <button
+                    type="button"
+                    aria-pressed={patterns.level === 'blocks'}
+                    onClick={() => setLevel('blocks')}
+                  >
+                    Blocks
+                  </button>
+                  <button
+                    type="button"
+                    aria-pressed={patterns.level === 'tokens'}
+                    onClick={() => setLevel('tokens')}
+                  >
+                    Tokens
+                  </button>
+                </div>
                 <span className="muted small-text">
                   {current.numQueryBlocks}×{current.numKeyBlocks} blocks of {current.blockQ}×
                   {current.blockK} · {current.counts.full} full, {current.counts.partial} partial of{' '}
                   {current.counts.causal} causal (all heads)
+                  {showTokens &&
+                    (tokens.size === tokens.seqLen
+                      ? ' · one pixel per token'
+                      : ` · ${tokens.seqLen / tokens.size}×${tokens.seqLen / tokens.size} tokens per pixel, shaded by the share kept`)}
                 </span>
               </div>
               <div className={error ? 'mask-frame stale' : 'mask-frame'}>
                 <span className="axis-label axis-keys">keys →</span>
                 <span className="axis-label axis-queries">queries →</span>
-                <MaskCanvas preview={current} head={patterns.head} />
+                {showTokens ? (
+                  <TokenMaskCanvas picture={tokens} head={patterns.head} />
+                ) : (
+                  <MaskCanvas preview={current} head={patterns.head} />
+                )}
               </div>
             </>
           )}
@@ -240,14 +220,39 @@ export function PatternsPanel() {
           )}
         </div>
       </div>
+      {codeSpec && patterns.held && (
+        <div className="notice held-notice" role="status" data-testid="pattern-held">
+          <span>
+            This pattern came with a shared link and has not run. Read it below, then run it.
+          </span>
+          <button type="button" className="primary" onClick={releasePattern}>
+            Run this pattern
+          </button>
+        </div>
+      )}
       {codeSpec && (
         <>
-          <CodeEditor
+          <PatternEditor
             value={String(params[codeSpec.key] ?? codeSpec.default)}
-            errorLine={error?.line ?? null}
+            error={error}
             onChange={(source) => setParam(codeSpec.key, source)}
           />
           {error && <PatternErrorView error={error} code />}
+          <div className="actions">
+            <button
+              type="button"
+              data-testid="use-pattern"
+              disabled={runPrefill === 'user_pattern'}
+              onClick={() => {
+                setRunMethod('prefill', 'user_pattern');
+                document.getElementById('run-title')?.scrollIntoView({ behavior: 'smooth' });
+              }}
+            >
+              {runPrefill === 'user_pattern'
+                ? 'The run panel uses this pattern for prefill'
+                : 'Use this pattern for prefill in the run panel'}
+            </button>
+          </div>
         </>
       )}
     </section>

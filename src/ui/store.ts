@@ -11,13 +11,17 @@ import {
   type GpuContext,
 } from '../gpu/context';
 import { runSelfCheck, type SelfCheckResult } from '../engine/selfCheck';
+import { paramsForPreviewSparsity, PREVIEW_METHODS, type MaskPreview } from '../engine/maskPreview';
+import { MaskPreviewClient, PreviewSuperseded, type PlannedPreview } from './maskPreviewClient';
+import type { TokenPicture } from './tokenMask';
+import { getMethod } from '../methods/registry';
 import {
-  paramsForPreviewSparsity,
-  planMaskPreview,
-  PREVIEW_METHODS,
-  type MaskPreview,
-} from '../engine/maskPreview';
-import type { MethodName, MethodParams, ParamValue } from '../methods/types';
+  resolveParams,
+  type MethodName,
+  type MethodParams,
+  type ParamValue,
+} from '../methods/types';
+import type { SharedPattern } from './shareState';
 
 export type GpuState =
   | { status: 'connecting' }
@@ -51,6 +55,12 @@ export interface PatternsState {
   preview: MaskPreview | null;
   error: PatternError | null;
   computing: boolean;
+  /** A mask_mod from a shared link that has not run: it waits for the user's click. */
+  held: boolean;
+  /** Which picture the panel shows. */
+  level: 'blocks' | 'tokens';
+  /** The token-level picture (planned while level is 'tokens'). */
+  tokenPicture: TokenPicture | null;
 }
 
 interface AppState {
@@ -66,6 +76,10 @@ interface AppState {
   setPatternSparsity: (sparsity: number) => void;
   setPatternParam: (key: string, value: ParamValue) => void;
   setPatternHead: (head: number) => void;
+  /** Restores a shared link's pattern; a mask_mod source is held until releasePattern. */
+  restorePatterns: (shared: SharedPattern) => void;
+  releasePattern: () => void;
+  setPatternLevel: (level: 'blocks' | 'tokens') => void;
 }
 
 const themeKey = 'sparse-attention-playground.theme';
@@ -97,6 +111,9 @@ function initialPatterns(): PatternsState {
     preview: null,
     error: null,
     computing: true,
+    held: false,
+    level: 'blocks',
+    tokenPicture: null,
   };
 }
 
@@ -111,41 +128,56 @@ let context: GpuContext | undefined;
 
 export const useAppStore = create<AppState>()((set, get) => {
   let previewTimer: ReturnType<typeof setTimeout> | undefined;
+  // Plans run in a worker: a user's mask_mod can loop forever without freezing the page.
+  let previewClient: MaskPreviewClient | undefined;
 
   /** Replans the preview soon (coalescing quick changes such as slider drags and typing). */
   const schedulePreview = () => {
     clearTimeout(previewTimer);
+    // A shared link's code never runs before the user's click.
+    if (get().patterns.held) return;
     set((state) => ({ patterns: { ...state.patterns, computing: true } }));
     previewTimer = setTimeout(() => {
-      const { method, seqLen, params } = get().patterns;
-      let preview: MaskPreview | null = null;
-      let error: PatternError | null = null;
-      try {
-        preview = planMaskPreview(method, seqLen, params[method] ?? {});
-      } catch (e) {
-        error = patternError(e);
-      }
-      set((state) => ({
-        patterns: {
-          ...state.patterns,
-          // A failed plan keeps the last picture, marked stale by the error beside it.
-          preview: preview ?? state.patterns.preview,
-          error,
-          computing: false,
-          head: Math.min(state.patterns.head, (preview?.numHeads ?? 1) - 1),
+      const { method, seqLen, params, level } = get().patterns;
+      previewClient ??= new MaskPreviewClient();
+      previewClient.plan(method, seqLen, params[method] ?? {}, level === 'tokens').then(
+        (planned) => showPreview(planned, null),
+        (error: unknown) => {
+          if (!(error instanceof PreviewSuperseded)) showPreview(null, patternError(error));
         },
-      }));
+      );
     }, 60);
   };
 
+  const showPreview = (planned: PlannedPreview | null, error: PatternError | null) => {
+    const preview = planned?.preview ?? null;
+    set((state) => ({
+      patterns: {
+        ...state.patterns,
+        // A failed plan keeps the last pictures, marked stale by the error beside them.
+        preview: preview ?? state.patterns.preview,
+        tokenPicture: planned ? planned.tokens : state.patterns.tokenPicture,
+        error,
+        computing: false,
+        head: Math.min(
+          state.patterns.head,
+          ((preview ?? state.patterns.preview)?.numHeads ?? 1) - 1,
+        ),
+      },
+    }));
+  };
+
+  /** A change by the user: it also releases a held shared pattern (the user acted on it). */
   const updatePatterns = (change: (p: PatternsState) => Partial<PatternsState>) => {
-    set((state) => ({ patterns: { ...state.patterns, ...change(state.patterns) } }));
+    set((state) => ({ patterns: { ...state.patterns, ...change(state.patterns), held: false } }));
     schedulePreview();
   };
 
   /** The method's params for the current sparsity target, keeping its code params. */
   const paramsAt = (p: PatternsState, method: MethodName, sparsity: number, seqLen: number) =>
     paramsForPreviewSparsity(method, sparsity, seqLen, p.params[method] ?? {});
+
+  const currentPatterns = () => get().patterns;
 
   if (typeof window !== 'undefined') queueMicrotask(schedulePreview);
 
@@ -183,6 +215,43 @@ export const useAppStore = create<AppState>()((set, get) => {
       })),
 
     setPatternHead: (head) => set((state) => ({ patterns: { ...state.patterns, head } })),
+
+    restorePatterns: (shared) => {
+      const holdsCode = shared.method === 'user_pattern';
+      const userPattern = {
+        ...(currentPatterns().params.user_pattern ??
+          resolveParams(getMethod('user_pattern').params)),
+        source: shared.userSource,
+      };
+      clearTimeout(previewTimer);
+      set((state) => ({
+        patterns: {
+          ...state.patterns,
+          method: shared.method,
+          seqLen: shared.seqLen,
+          sparsity: shared.sparsity,
+          params: {
+            ...state.patterns.params,
+            user_pattern: userPattern,
+            [shared.method]: holdsCode
+              ? { ...shared.params, source: shared.userSource }
+              : shared.params,
+          },
+          preview: null,
+          error: null,
+          computing: !holdsCode,
+          held: holdsCode,
+        },
+      }));
+      if (!holdsCode) schedulePreview();
+    },
+
+    releasePattern: () => updatePatterns(() => ({})),
+
+    setPatternLevel: (level) => {
+      set((state) => ({ patterns: { ...state.patterns, level } }));
+      schedulePreview();
+    },
 
     connect: async () => {
       context = undefined;

@@ -6,6 +6,7 @@ import {
   blasstDecodeOnHost,
   blasstDecodePlan,
   blasstPrefillOnHost,
+  blasstPrefillTileConfig,
   type BlasstHostResult,
 } from '../../src/kernels/blasst';
 import { denseDecodeOnHost, type HostDecodeInput } from '../../src/kernels/denseDecode';
@@ -17,7 +18,12 @@ import {
 } from '../../src/kernels/densePrefill';
 import { defaultScale } from '../../src/kernels/layout';
 import { pagesFor, shuffledPageTable } from '../../src/kernels/pagedKv';
-import { blasst, blasstDecode, type BlasstOrder } from '../../src/methods/reference/blasst';
+import {
+  blasst,
+  blasstDecode,
+  visitOrder,
+  type BlasstOrder,
+} from '../../src/methods/reference/blasst';
 import { maxAbsError, randomFloats } from '../support/random';
 
 let ctx: GpuContext;
@@ -134,6 +140,24 @@ const withoutSubgroups = (c: GpuContext): GpuContext => ({
 const total = (counts: Uint32Array) => counts.reduce((a, b) => a + b, 0);
 
 describe('BLASST prefill', () => {
+  it('tiles leave room for the vote where the dense K/V tile fills workgroup memory', () => {
+    const withStorage = (bytes: number): GpuContext => ({
+      ...ctx,
+      caps: { ...ctx.caps, maxWorkgroupStorageBytes: bytes },
+    });
+    // d 128: 32 keys of K and V are 32 KiB, the whole of a 32 KiB device.
+    const dense = prefillTileConfig(withStorage(32768), 128);
+    const tight = blasstPrefillTileConfig(withStorage(32768), 128);
+    expect(dense.workgroupBytes).toBe(32768);
+    expect(tight.keyTile).toBe(dense.keyTile - dense.keyChunk);
+    expect(tight.workgroupBytes).toBe(tight.keyTile * 1024);
+    expect(tight.queryTile).toBe(dense.queryTile);
+    expect(blasstPrefillTileConfig(withStorage(49152), 128)).toEqual(
+      prefillTileConfig(withStorage(49152), 128),
+    );
+    expect(() => blasstPrefillTileConfig(withStorage(4096), 128)).toThrow(/too little/);
+  });
+
   it('with lambda 0 skips nothing and equals dense prefill bit for bit', async () => {
     const input = prefillInput(1, false);
     const dense = await densePrefillOnHost(ctx, input, config);
@@ -259,14 +283,119 @@ function decodeInput(
 
 const decodeBlock = 64;
 
+/**
+ * Split-K BLASST decode in float64, written from the kernel's contract: per KV head, splits of
+ * `blocksPerSplit` blocks, each its own BLASST walk (the order applied to its blocks, its own
+ * running max per query head, a block skipped when every head of the group votes skip), merged by
+ * log-sum-exp. With one split it must equal groupedDecodeReference (checked below).
+ */
+function splitDecodeReference(
+  input: HostDecodeInput,
+  blockK: number,
+  blocksPerSplit: number,
+  lambda: number,
+  order: BlasstOrder,
+) {
+  const { numHeads, numKvHeads, kvLen, scale } = input;
+  const g = numHeads / numKvHeads;
+  const numBlocks = Math.ceil(kvLen / blockK);
+  const splitBlocks = Math.min(numBlocks, blocksPerSplit);
+  const out = new Float64Array(numHeads * headDim);
+  const skipped: number[] = [];
+  const kept: number[] = [];
+  for (let kh = 0; kh < numKvHeads; kh++) {
+    let skippedHere = 0;
+    let keptHere = 0;
+    // Per query head of the group: the merged (max, sum, acc) over the splits.
+    const total = Array.from({ length: g }, () => ({
+      m: -Infinity,
+      l: 0,
+      acc: new Float64Array(headDim),
+    }));
+    for (let first = 0; first < numBlocks; first += splitBlocks) {
+      const blocks = Math.min(splitBlocks, numBlocks - first);
+      const split = total.map(() => ({ m: -Infinity, l: 0, acc: new Float64Array(headDim) }));
+      for (const local of visitOrder(blocks, order)) {
+        const t0 = (first + local) * blockK;
+        const t1 = Math.min(t0 + blockK, kvLen);
+        const scores = split.map((_, i) =>
+          Array.from({ length: t1 - t0 }, (_, c) => {
+            let dot = 0;
+            for (let d = 0; d < headDim; d++) {
+              dot +=
+                input.q[(kh * g + i) * headDim + d] *
+                input.k[((t0 + c) * numKvHeads + kh) * headDim + d];
+            }
+            return dot * scale;
+          }),
+        );
+        const blockMax = scores.map((row) => Math.max(...row));
+        const skip = split.every(
+          (row, i) => row.m !== -Infinity && Math.exp(blockMax[i] - row.m) < lambda,
+        );
+        if (skip) {
+          skippedHere++;
+          continue;
+        }
+        keptHere++;
+        split.forEach((row, i) => {
+          const mNew = Math.max(row.m, blockMax[i]);
+          const correction = Math.exp(row.m - mNew);
+          row.l *= correction;
+          for (let d = 0; d < headDim; d++) row.acc[d] *= correction;
+          scores[i].forEach((score, c) => {
+            const p = Math.exp(score - mNew);
+            row.l += p;
+            for (let d = 0; d < headDim; d++) {
+              row.acc[d] += p * input.v[((t0 + c) * numKvHeads + kh) * headDim + d];
+            }
+          });
+          row.m = mNew;
+        });
+      }
+      split.forEach((part, i) => {
+        const merged = total[i];
+        const mNew = Math.max(merged.m, part.m);
+        const a = Math.exp(merged.m - mNew);
+        const b = Math.exp(part.m - mNew);
+        merged.l = merged.l * a + part.l * b;
+        for (let d = 0; d < headDim; d++) merged.acc[d] = merged.acc[d] * a + part.acc[d] * b;
+        merged.m = mNew;
+      });
+    }
+    total.forEach((row, i) => {
+      for (let d = 0; d < headDim; d++) out[(kh * g + i) * headDim + d] = row.acc[d] / row.l;
+    });
+    skipped.push(skippedHere);
+    kept.push(keptHere);
+  }
+  return { out, skipped, kept };
+}
+
+/** GQA 4 over 330 tokens where the first 64-token block of every 128 tokens scores high. */
+function plantedPerSplit(seed: number): HostDecodeInput {
+  const input = decodeInput(8, 2, 330, seed, false);
+  plant(input.q, input.numHeads, () => 4);
+  plant(input.k, input.kvLen * input.numKvHeads, (row) =>
+    Math.floor(row / input.numKvHeads) % 128 < 64 ? 6 : 0,
+  );
+  return input;
+}
+
 async function checkDecode(
   input: HostDecodeInput,
   lambda: number,
   order: BlasstOrder,
   on: GpuContext = ctx,
+  blocksPerSplit = Infinity,
 ): Promise<BlasstHostResult> {
-  const gpu = await blasstDecodeOnHost(on, input, { lambda, order, blockTokens: decodeBlock });
-  const ref = groupedDecodeReference(asReferenceInput(input), decodeBlock, lambda, order);
+  const options = { lambda, order, blockTokens: decodeBlock, blocksPerSplit };
+  const gpu = await blasstDecodeOnHost(on, input, options);
+  const rounded = asReferenceInput(input);
+  const ref =
+    blocksPerSplit === Infinity
+      ? groupedDecodeReference(rounded, decodeBlock, lambda, order)
+      : splitDecodeReference(rounded, decodeBlock, blocksPerSplit, lambda, order);
   expect(Array.from(gpu.skipped)).toEqual(ref.skipped);
   expect(Array.from(gpu.kept)).toEqual(ref.kept);
   const { error, magnitude } = maxAbsError(gpu.out, ref.out);
@@ -276,11 +405,48 @@ async function checkDecode(
 }
 
 describe('BLASST decode', () => {
-  it('walks the cache in one split per KV head, one block per step', () => {
-    const plan = blasstDecodePlan(ctx, decodeInput(8, 2, 330, 1, false), decodeBlock);
-    expect(plan.numSplits).toBe(1);
-    expect(plan.rows * plan.unroll).toBe(decodeBlock);
-    expect(plan.tokensPerSplit).toBe(6 * decodeBlock);
+  it('splits the cache into whole blocks, one block per step', () => {
+    const input = decodeInput(8, 2, 330, 1, false);
+    const one = blasstDecodePlan(ctx, input, decodeBlock, Infinity);
+    expect(one.numSplits).toBe(1);
+    expect(one.rows * one.unroll).toBe(decodeBlock);
+    expect(one.tokensPerSplit).toBe(6 * decodeBlock);
+    const split = blasstDecodePlan(ctx, input, decodeBlock, 4);
+    expect([split.numSplits, split.tokensPerSplit, split.workgroups]).toEqual([2, 256, 4]);
+    expect(() => blasstDecodePlan(ctx, input, decodeBlock, 0)).toThrow(/blocksPerSplit/);
+    expect(() => blasstDecodePlan(ctx, input, 60)).toThrow(/multiple/);
+  });
+
+  it('the split reference with one split is the grouped method reference', () => {
+    const input = decodeInput(8, 2, 330, 10, true);
+    const one = splitDecodeReference(input, decodeBlock, Infinity, 0.05, 'sink-recent-first');
+    const grouped = groupedDecodeReference(input, decodeBlock, 0.05, 'sink-recent-first');
+    expect(one.skipped).toEqual(grouped.skipped);
+    expect(one.kept).toEqual(grouped.kept);
+    expect(maxAbsError(one.out, grouped.out).error).toBeLessThan(1e-12);
+    expect(one.skipped.reduce((a, b) => a + b)).toBeGreaterThan(0);
+  });
+
+  it('split-K (3 splits of 2 blocks): matches the split reference, both orders', async () => {
+    // The first block of every split scores high: natural order keeps it and skips the second.
+    const input = plantedPerSplit(11);
+    const natural = await checkDecode(input, 0.05, 'natural', ctx, 2);
+    const recentFirst = await checkDecode(input, 0.05, 'sink-recent-first', ctx, 2);
+    console.log(
+      `BLASST decode split-K planted, lambda 0.05: natural skipped ${Array.from(natural.skipped)} kept ${Array.from(natural.kept)}; sink-recent-first skipped ${Array.from(recentFirst.skipped)} kept ${Array.from(recentFirst.kept)}`,
+    );
+    // At least the second block of the splits [0, 128) and [128, 256), per KV head.
+    for (const skipped of natural.skipped) expect(skipped).toBeGreaterThanOrEqual(2);
+    expect(total(recentFirst.skipped)).toBeLessThan(total(natural.skipped));
+  });
+
+  it('split-K, seeded data, f16 KV and without subgroups', async () => {
+    await checkDecode(decodeInput(8, 2, 330, 12, false), 0.9, 'natural', ctx, 2);
+    const input = plantedPerSplit(13);
+    const f16 = await checkDecode({ ...input, kv: { ...input.kv, dtype: 'f16' } }, 0.05, 'natural', ctx, 2); // prettier-ignore
+    expect(total(f16.skipped)).toBeGreaterThan(0);
+    const noSubgroups = await checkDecode(input, 0.05, 'natural', withoutSubgroups(ctx), 2);
+    expect(total(noSubgroups.skipped)).toBeGreaterThan(0);
   });
 
   it('with lambda 0 skips nothing and matches dense decode', async () => {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createStorageBuffer, readFloat32 } from '../../src/gpu/buffers';
+import { createStorageBuffer, readBuffer } from '../../src/gpu/buffers';
 import type { GpuContext } from '../../src/gpu/context';
-import { roundToFloat16 } from '../../src/gpu/f16';
+import { float16BitsToFloat32, roundToFloat16 } from '../../src/gpu/f16';
 import { acquireNodeGpuContext } from '../../src/gpu/node';
 import { denseDecodeOnHost } from '../../src/kernels/denseDecode';
 import { defaultScale, type KvDtype, type PagedKvLayout } from '../../src/kernels/layout';
@@ -140,6 +140,12 @@ describe('Quest decode', () => {
       const kPool = createStorageBuffer(device, words(c.kvLen), 'k pool');
       const pageTable = createStorageBuffer(device, table, 'page table');
       const size = capacity * c.numKvHeads * 2 * c.headDim;
+      // f16 caches get f16 summaries (pairs in u32 words, the lower half first).
+      const readSummaries = async (buffer: GPUBuffer) => {
+        const bytes = await readBuffer(device, buffer, size * (dtype === 'f16' ? 2 : 4));
+        if (dtype === 'f32') return new Float32Array(bytes);
+        return Float32Array.from(new Uint16Array(bytes), float16BitsToFloat32);
+      };
       const run = async (steps: [number, number, number, Float32Array | Uint32Array][]) => {
         const summaries = createQuestSummaries(ctx, kv, capacity, { kPool, pageTable });
         for (const [first, last, len, data] of steps) {
@@ -150,7 +156,7 @@ describe('Quest decode', () => {
           pass.end();
           device.queue.submit([encoder.finish()]);
         }
-        const out = await readFloat32(device, summaries.buffer, size);
+        const out = await readSummaries(summaries.buffer);
         summaries.dispose();
         return out;
       };

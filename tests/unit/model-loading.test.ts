@@ -18,6 +18,7 @@ import {
   tensorView,
 } from '../../src/model/loading/safetensors';
 import type { SafetensorsDtype, TensorToWrite } from '../../src/model/loading/safetensors';
+import { loadModelFiles, type ModelFileReader } from '../../src/model/loading/files';
 import { requiredTensors, resolveWeights } from '../../src/model/loading/weights';
 import type { TensorShapes } from '../../src/model/loading/weights';
 import { randomFloats } from '../support/random';
@@ -925,5 +926,109 @@ describe('weight names', () => {
         'wrong shape: h.0.attn.c_attn.weight is [24, 8], expected [8, 24]',
       );
     });
+  });
+});
+
+describe('loadModelFiles: any source of files', () => {
+  const config = {
+    architectures: ['LlamaForCausalLM'],
+    model_type: 'llama',
+    vocab_size: 8,
+    hidden_size: 4,
+    intermediate_size: 8,
+    num_hidden_layers: 1,
+    num_attention_heads: 2,
+    num_key_value_heads: 1,
+    max_position_embeddings: 16,
+    rms_norm_eps: 1e-5,
+    tie_word_embeddings: true,
+  };
+  const shapes: Record<string, number[]> = {
+    'model.embed_tokens.weight': [8, 4],
+    'model.layers.0.input_layernorm.weight': [4],
+    'model.layers.0.self_attn.q_proj.weight': [4, 4],
+    'model.layers.0.self_attn.k_proj.weight': [2, 4],
+    'model.layers.0.self_attn.v_proj.weight': [2, 4],
+    'model.layers.0.self_attn.o_proj.weight': [4, 4],
+    'model.layers.0.post_attention_layernorm.weight': [4],
+    'model.layers.0.mlp.gate_proj.weight': [8, 4],
+    'model.layers.0.mlp.up_proj.weight': [8, 4],
+    'model.layers.0.mlp.down_proj.weight': [4, 8],
+    'model.norm.weight': [4],
+  };
+  const tensors = Object.entries(shapes).map(([name, shape], i) =>
+    tensorOf(
+      name,
+      shape,
+      'F32',
+      randomFloats(
+        shape.reduce((a, b) => a * b, 1),
+        i,
+        1,
+      ),
+    ),
+  );
+  const json = (value: unknown) => bufferOf(new TextEncoder().encode(JSON.stringify(value)));
+
+  /** A reader over named buffers that records what was asked, in order. */
+  function reader(files: Record<string, ArrayBuffer>): { read: ModelFileReader; asked: string[] } {
+    const asked: string[] = [];
+    return {
+      asked,
+      read: async (name) => {
+        asked.push(name);
+        return files[name] ?? null;
+      },
+    };
+  }
+
+  it('reads a single-file model and decodes every tensor as stored', async () => {
+    const { read, asked } = reader({
+      'config.json': json(config),
+      'model.safetensors': bufferOf(serializeSafetensors(tensors)),
+      'generation_config.json': json({ eos_token_id: 2 }),
+    });
+    const loaded = await loadModelFiles(read, 'tiny');
+    expect(asked.slice(0, 2)).toEqual(['config.json', 'model.safetensors']);
+    expect(asked).not.toContain('model.safetensors.index.json');
+    expect(loaded.model.embedTokens).toEqual(tensorToFloat32(tensors[0]));
+    expect(loaded.generationConfig).toEqual({ eos_token_id: 2 });
+    expect(loaded.tokenizerJson).toBeNull();
+  });
+
+  it('reads the shards an index names, and lists the missing ones', async () => {
+    const first = tensors.slice(0, 5);
+    const second = tensors.slice(5);
+    const weightMap = Object.fromEntries([
+      ...first.map((t) => [t.name, 'a.safetensors']),
+      ...second.map((t) => [t.name, 'b.safetensors']),
+    ]);
+    const files = {
+      'config.json': json(config),
+      'model.safetensors.index.json': json({ weight_map: weightMap }),
+      'a.safetensors': bufferOf(serializeSafetensors(first)),
+      'b.safetensors': bufferOf(serializeSafetensors(second)),
+    };
+    const loaded = await loadModelFiles(reader(files).read, 'tiny');
+    const down = tensors.find((t) => t.name.endsWith('down_proj.weight'))!;
+    expect(loaded.model.layers[0].mlpOut.weight).toEqual(tensorToFloat32(down));
+    const withoutB: Record<string, ArrayBuffer> = { ...files };
+    delete withoutB['b.safetensors'];
+    await expect(loadModelFiles(reader(withoutB).read, 'tiny')).rejects.toThrow(
+      'tiny: missing shard files: b.safetensors',
+    );
+  });
+
+  it('says what is missing or malformed, naming the model', async () => {
+    await expect(loadModelFiles(reader({}).read, 'folder')).rejects.toThrow(
+      'folder: config.json not found',
+    );
+    await expect(
+      loadModelFiles(reader({ 'config.json': json(config) }).read, 'folder'),
+    ).rejects.toThrow('folder: no model.safetensors or model.safetensors.index.json');
+    const broken = bufferOf(new TextEncoder().encode('{"architectures": ['));
+    await expect(loadModelFiles(reader({ 'config.json': broken }).read, 'folder')).rejects.toThrow(
+      /^folder: config\.json is not valid JSON/,
+    );
   });
 });

@@ -14,8 +14,14 @@
  * prefill(ids) runs chunks of at most prefillChunk tokens; decodeStep(id) runs one; generate()
  * streams tokens (greedy: argmax on the GPU; else top-k candidates on the GPU, the draw on the CPU).
  * Every step is one compute pass in one submit; its GPU time is taken with timestamp queries.
+ *
+ * Decode when every layer's decode method is dense (and no method hooks into the steps) takes a
+ * fast path: the step's ops, the layers' attention (denseDecodeLayers.ts), the sampler and the
+ * readback buffers are built once, so a token costs one writeBuffer of its position, one command
+ * encoder, one submit and one 4-byte mapping; greedy steps run one ahead of the readback
+ * (generate). Other methods build their attention per step (runStep).
  */
-import { createEmptyBuffer, createStorageBuffer, readBuffer, readFloat32 } from '../../gpu/buffers';
+import { createEmptyBuffer, createStorageBuffer, readFloat32 } from '../../gpu/buffers';
 import type { GpuContext } from '../../gpu/context';
 import { packFloat16Pairs } from '../../gpu/f16';
 import { seededRandom } from '../../engine/random';
@@ -32,13 +38,7 @@ import { createKvWrite } from '../../kernels/model/kvWrite';
 import { createLinear } from '../../kernels/model/linear';
 import { createNorm } from '../../kernels/model/norm';
 import { createRope } from '../../kernels/model/rope';
-import {
-  createArgmax,
-  createTopK,
-  maxTopK,
-  readCandidates,
-  sampleCandidates,
-} from '../../kernels/model/sampling';
+import { createArgmax, createTopK, maxTopK, sampleCandidates } from '../../kernels/model/sampling';
 import { computeRopeInvFreq, type ModelConfig } from '../loading/config';
 import {
   createLayerState,
@@ -55,6 +55,7 @@ import {
 } from './attention';
 import type { QueryCaptureHook } from './attentionMap';
 import type { CpuLinear, CpuModel, CpuNorm } from './cpuModel';
+import { DenseDecodeLayers } from './denseDecodeLayers';
 import { checkDeviceFit, PAGE_SIZE, type FitReport } from './fit';
 
 export interface ModelOptions {
@@ -166,7 +167,6 @@ interface Scratch {
   mlpAct: GPUBuffer;
   /** [vocab]: the last position's logits. */
   logits: GPUBuffer;
-  token: GPUBuffer;
   candValues: GPUBuffer;
   candIndices: GPUBuffer;
 }
@@ -179,6 +179,35 @@ interface StepOps {
   /** [T][vocab] when every position's logits were asked for. */
   allLogits: GPUBuffer | null;
   dispose(): void;
+}
+
+/**
+ * What a decode step hands back to the CPU, copied into one mappable buffer: the greedy token (or
+ * the top-k candidates) and the pass's two timestamps. A few are made once and reused.
+ */
+interface StepSlot {
+  staging: GPUBuffer;
+  /** Timestamps of the step's pass, when the device has them. */
+  querySet: GPUQuerySet | null;
+  resolved: GPUBuffer | null;
+}
+
+/** Staging layout: candidate values (or the greedy token) at 0, ids, then the timestamps. */
+const slotIdsOffset = maxTopK * 4;
+const slotTimestampsOffset = 2 * maxTopK * 4;
+const slotBytes = slotTimestampsOffset + 16;
+
+/** A submitted step (or the first token's sampling after the prompt), its readback to come. */
+interface InFlight {
+  slot: StepSlot;
+  /** Whether its pass was timed (a forward pass, not the sampling alone). */
+  timed: boolean;
+  submittedAt: number;
+}
+
+interface SamplerChoice {
+  greedy: boolean;
+  k: number;
 }
 
 const emptyTiming = (): PhaseTiming => ({ ms: 0, tokens: 0, submits: 0 });
@@ -202,6 +231,17 @@ export class Model {
   private readonly scratch: Scratch;
   private readonly stepCache = new Map<string, StepOps>();
   private samplers = new Map<number, ModelOp>();
+  /**
+   * Dense decode of every layer, built once, when every layer decodes densely and no method hooks
+   * into the steps: decode steps then take the fast path (generate, decodeStep).
+   */
+  private readonly denseDecode: DenseDecodeLayers | null;
+  /** Argmax of scratch.logits written into scratch.ids: the next step's input, on the GPU. */
+  private greedyFeed: ModelOp | null = null;
+  private readonly slots: StepSlot[] = [];
+  private readonly freeSlots: StepSlot[] = [];
+  /** When the last step's results reached the CPU (wall-clock timing of pipelined steps). */
+  private lastStepDoneAt = 0;
   private pos = 0;
   private timingsValue: Timings;
   private statsValue: AttentionStats;
@@ -327,6 +367,11 @@ export class Model {
       });
     });
 
+    const hooked = this.layerStates.some((states) =>
+      [states.prefill, states.decode].some((state) => state?.afterKvWrite || state?.afterSubmit),
+    );
+    const allDense = this.plan.decode.every((method) => method.name === 'dense');
+
     const n = this.prefillChunk;
     const qWidth = config.numHeads * config.headDim;
     const empty = (floats: number, label: string) =>
@@ -342,10 +387,29 @@ export class Model {
       mlpIn: empty(n * cpu.layers[0].mlpIn.outFeatures, 'mlp in'),
       mlpAct: empty(n * config.intermediateSize, 'mlp act'),
       logits: empty(vocabSize, 'logits'),
-      token: empty(1, 'next token'),
       candValues: empty(maxTopK, 'candidate values'),
       candIndices: empty(maxTopK, 'candidate ids'),
     };
+    this.denseDecode =
+      allDense && !hooked
+        ? new DenseDecodeLayers(
+            ctx,
+            {
+              numHeads: config.numHeads,
+              numKvHeads: config.numKvHeads,
+              headDim: config.headDim,
+              scale: defaultScale(config.headDim),
+              kv: this.kvLayout,
+            },
+            this.maxSeqLen,
+            {
+              q: this.scratch.q,
+              out: this.scratch.attn,
+              pageTable: this.pageTable,
+              pools: this.layers,
+            },
+          )
+        : null;
   }
 
   /** Tokens in the KV cache. */
@@ -382,38 +446,82 @@ export class Model {
 
   /** Appends one token; returns its logits [vocab]. */
   async decodeStep(id: number): Promise<Float32Array> {
-    await this.runStep('decode', [id], false);
+    if (this.denseDecode) {
+      this.checkStep([id]);
+      this.ctx.device.queue.writeBuffer(this.scratch.ids, 0, Uint32Array.of(id));
+      const { ms } = await this.finishStep(this.submitDecode(true, null));
+      this.commitDenseStep(ms);
+    } else {
+      await this.runStep('decode', [id], false);
+    }
     return readFloat32(this.ctx.device, this.scratch.logits, this.config.vocabSize);
   }
 
-  /** Streams up to maxNewTokens after the prompt (the cache is reset first). */
+  /**
+   * Streams up to maxNewTokens after the prompt (the cache is reset first). Each decode step is
+   * one submit that also samples its token (argmax, or the top-k candidates for the CPU's draw)
+   * and copies it, with the pass's timestamps, into a reused readback buffer. With dense decode at
+   * every layer, greedy steps run one ahead: the argmax leaves the token in scratch.ids, where the
+   * next step's embedding reads it, so step t + 1 is submitted before token t reaches the CPU and
+   * the GPU does not wait on the readback. A step whose input ends the generation (a stop token,
+   * the callback) is dropped: it wrote only past the last accepted position.
+   */
   async generate(promptIds: readonly number[], options: GenerateOptions): Promise<GenerateResult> {
     const { maxNewTokens, temperature = 0, topK = 0, topP = 1, seed = 0 } = options;
     const stop = new Set(options.stopTokens ?? this.config.eosTokenIds);
     const random = seededRandom(seed);
+    const choice = this.samplerChoice(temperature, topK);
     this.reset();
     await this.runPrefill(promptIds, false);
+    // An attention-map capture marks the rows a step records: no step runs ahead of its input.
+    const runAhead = this.denseDecode !== null && choice.greedy && !this.queryCapture;
     const ids: number[] = [];
-    let stopReason: GenerateResult['stopReason'] = 'length';
-    while (ids.length < maxNewTokens) {
-      const id = await this.pickToken(temperature, topK, topP, random);
-      ids.push(id);
-      if ((await options.onToken?.(id, ids.length - 1)) === false) {
-        stopReason = 'callback';
-        break;
+    let pending = this.readDecode(this.submitDecode(false, choice));
+    let ahead: InFlight | null = null;
+    try {
+      for (;;) {
+        const canStep = ids.length + 1 < maxNewTokens && this.pos < this.maxSeqLen;
+        ahead = runAhead && canStep ? this.submitDecode(true, choice) : null;
+        const bytes = await pending;
+        const id = choice.greedy
+          ? new Uint32Array(bytes, 0, 1)[0]
+          : sampleCandidates(
+              {
+                values: new Float32Array(bytes, 0, choice.k),
+                indices: new Uint32Array(bytes, slotIdsOffset, choice.k),
+              },
+              { temperature, topK, topP },
+              random,
+            );
+        ids.push(id);
+        const ended: GenerateResult['stopReason'] | null =
+          (await options.onToken?.(id, ids.length - 1)) === false
+            ? 'callback'
+            : stop.has(id)
+              ? 'stop-token'
+              : ids.length >= maxNewTokens
+                ? 'length'
+                : this.pos >= this.maxSeqLen
+                  ? 'cache-full'
+                  : null;
+        if (ended) return { ids, stopReason: ended, timings: this.timings };
+        if (ahead) {
+          pending = this.readDecode(ahead);
+          ahead = null;
+          this.commitDenseStep(0);
+        } else if (this.denseDecode) {
+          this.ctx.device.queue.writeBuffer(this.scratch.ids, 0, Uint32Array.of(id));
+          pending = this.readDecode(this.submitDecode(true, choice));
+          this.commitDenseStep(0);
+        } else {
+          const { sampled } = await this.runStep('decode', [id], false, choice);
+          pending = Promise.resolve(sampled);
+        }
       }
-      if (stop.has(id)) {
-        stopReason = 'stop-token';
-        break;
-      }
-      if (ids.length >= maxNewTokens) break;
-      if (this.pos >= this.maxSeqLen) {
-        stopReason = 'cache-full';
-        break;
-      }
-      await this.runStep('decode', [id], false);
+    } finally {
+      // A dropped step: its readback buffer is free again once its mapping has been taken.
+      if (ahead) await this.finishStep(ahead);
     }
-    return { ids, stopReason, timings: this.timings };
   }
 
   dispose(): void {
@@ -421,6 +529,13 @@ export class Model {
     for (const op of this.samplers.values()) op.dispose();
     this.stepCache.clear();
     this.samplers.clear();
+    this.greedyFeed?.dispose();
+    this.denseDecode?.dispose();
+    for (const slot of this.slots) {
+      slot.staging.destroy();
+      slot.querySet?.destroy();
+      slot.resolved?.destroy();
+    }
     for (const states of this.layerStates) {
       states.prefill?.dispose();
       states.decode?.dispose();
@@ -497,7 +612,7 @@ export class Model {
     const rows: Float32Array[] = [];
     for (let i = 0; i < ids.length; i += this.prefillChunk) {
       const chunk = ids.slice(i, i + this.prefillChunk);
-      const logits = await this.runStep('prefill', chunk, allLogits);
+      const { logits } = await this.runStep('prefill', chunk, allLogits);
       if (logits) rows.push(logits);
     }
     if (!allLogits) return null;
@@ -510,18 +625,12 @@ export class Model {
     return out;
   }
 
-  /** One submit of `ids.length` tokens at the current position; advances it. */
-  private async runStep(
-    phase: AttentionPhase,
-    ids: readonly number[],
-    allLogits: boolean,
-  ): Promise<Float32Array | null> {
-    const { device } = this.ctx;
-    const tokens = ids.length;
-    const start = this.pos;
-    if (start + tokens > this.maxSeqLen) {
+  /** Throws when the tokens are not in the vocabulary or would not fit the KV cache. */
+  private checkStep(ids: readonly number[]): void {
+    const end = this.pos + ids.length;
+    if (end > this.maxSeqLen) {
       throw new Error(
-        `the sequence would reach ${start + tokens} tokens; the KV cache holds ${this.maxSeqLen}`,
+        `the sequence would reach ${end} tokens; the KV cache holds ${this.maxSeqLen}`,
       );
     }
     for (const id of ids) {
@@ -531,6 +640,19 @@ export class Model {
         );
       }
     }
+  }
+
+  /** One submit of `ids.length` tokens at the current position; advances it. */
+  private async runStep(
+    phase: AttentionPhase,
+    ids: readonly number[],
+    allLogits: boolean,
+    choice: SamplerChoice | null = null,
+  ): Promise<{ logits: Float32Array | null; sampled: ArrayBuffer }> {
+    const { device } = this.ctx;
+    const tokens = ids.length;
+    const start = this.pos;
+    this.checkStep(ids);
     device.queue.writeBuffer(this.scratch.ids, 0, Uint32Array.from(ids));
     device.queue.writeBuffer(this.scratch.start, 0, Uint32Array.of(start));
     const ops = this.stepOps(tokens, allLogits);
@@ -566,9 +688,9 @@ export class Model {
     // vertical_slash, flexprefill) ends the pass after its plan, and the step goes on in a new
     // one once the plan is read back.
     let ms = 0;
-    let timer = this.beginTimer();
+    let slot = this.takeSlot();
     let encoder = device.createCommandEncoder();
-    let pass = encoder.beginComputePass(timer.passDescriptor);
+    let pass = encoder.beginComputePass(this.timedPass(slot));
     for (const item of ops.items) {
       if (!('attentionLayer' in item)) {
         item.record(pass);
@@ -590,14 +712,11 @@ export class Model {
       if (op.plan) {
         op.plan.record(pass);
         pass.end();
-        timer.resolve(encoder);
-        const segmentStart = performance.now();
-        device.queue.submit([encoder.finish()]);
-        ms += await timer.read(segmentStart);
+        ms += (await this.finishStep(this.submitSegment(encoder, slot, null, true))).ms;
         await op.plan.resolve();
-        timer = this.beginTimer();
+        slot = this.takeSlot();
         encoder = device.createCommandEncoder();
-        pass = encoder.beginComputePass(timer.passDescriptor);
+        pass = encoder.beginComputePass(this.timedPass(slot));
       }
       op.record(pass);
       if (phase === 'prefill') {
@@ -610,6 +729,7 @@ export class Model {
         }
       }
     }
+    if (choice) this.recordSampler(pass, choice);
     pass.end();
     const vocab = this.config.vocabSize;
     if (ops.allLogits) {
@@ -621,11 +741,10 @@ export class Model {
         vocab * 4,
       );
     }
-    timer.resolve(encoder);
-    const wallStart = performance.now();
-    device.queue.submit([encoder.finish()]);
+    const submitted = this.submitSegment(encoder, slot, choice, true);
     const logits = ops.allLogits ? await readFloat32(device, ops.allLogits, tokens * vocab) : null;
-    ms += await timer.read(wallStart);
+    const { bytes: sampled, ms: lastMs } = await this.finishStep(submitted);
+    ms += lastMs;
     for (const [layer, op] of attention) {
       this.addCount(phase, layer, methods[layer].name, await op.readCount());
     }
@@ -640,39 +759,7 @@ export class Model {
     timing.ms += ms;
     timing.tokens += tokens;
     timing.submits += 1;
-    return logits;
-  }
-
-  /** Timestamps around the step's pass when the device has them, else wall-clock. */
-  private beginTimer() {
-    const { device, caps } = this.ctx;
-    if (!caps.timestampQuery) {
-      return {
-        passDescriptor: {},
-        resolve: () => {},
-        read: async (wallStart: number) => {
-          await device.queue.onSubmittedWorkDone();
-          return performance.now() - wallStart;
-        },
-      };
-    }
-    const querySet = device.createQuerySet({ type: 'timestamp', count: 2 });
-    const resolved = device.createBuffer({
-      size: 16,
-      usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
-    });
-    return {
-      passDescriptor: {
-        timestampWrites: { querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 },
-      },
-      resolve: (encoder: GPUCommandEncoder) => encoder.resolveQuerySet(querySet, 0, 2, resolved, 0),
-      read: async () => {
-        const [begin, end] = new BigUint64Array(await readBuffer(device, resolved, 16));
-        querySet.destroy();
-        resolved.destroy();
-        return end > begin ? Number(end - begin) / 1e6 : 0;
-      },
-    };
+    return { logits, sampled };
   }
 
   /** The ops of a step of `tokens` tokens, cached: their position comes from scratch.start. */
@@ -805,40 +892,171 @@ export class Model {
     };
   }
 
-  /** The next token from scratch.logits: argmax on the GPU, or a draw among the top candidates. */
-  private async pickToken(
-    temperature: number,
-    topK: number,
-    topP: number,
-    random: () => number,
-  ): Promise<number> {
-    const { ctx, scratch: s } = this;
-    const vocab = this.config.vocabSize;
+  /** Greedy (argmax) or the k best candidates for a draw. */
+  private samplerChoice(temperature: number, topK: number): SamplerChoice {
     const greedy = temperature <= 0 || topK === 1;
-    const k = greedy ? 1 : Math.min(topK > 0 ? topK : maxTopK, maxTopK, vocab);
-    let op = this.samplers.get(greedy ? 0 : k);
+    const k = greedy ? 1 : Math.min(topK > 0 ? topK : maxTopK, maxTopK, this.config.vocabSize);
+    return { greedy, k };
+  }
+
+  /** The top-k candidates of scratch.logits, for a draw on the CPU. */
+  private sampler(k: number): ModelOp {
+    const { ctx, scratch: s } = this;
+    let op = this.samplers.get(k);
     if (!op) {
-      op = greedy
-        ? createArgmax(ctx, { vocabSize: vocab }, { logits: s.logits, out: s.token })
-        : createTopK(
-            ctx,
-            { vocabSize: vocab, k },
-            { logits: s.logits, values: s.candValues, indices: s.candIndices },
-          );
-      this.samplers.set(greedy ? 0 : k, op);
+      op = createTopK(
+        ctx,
+        { vocabSize: this.config.vocabSize, k },
+        { logits: s.logits, values: s.candValues, indices: s.candIndices },
+      );
+      this.samplers.set(k, op);
     }
-    const encoder = ctx.device.createCommandEncoder();
-    const pass = encoder.beginComputePass();
-    op.record(pass);
+    return op;
+  }
+
+  /**
+   * Submits one dense decode step at the current position (forward), and/or the sampler over
+   * scratch.logits (choice). The position is not advanced here (commitDenseStep).
+   */
+  private submitDecode(forward: boolean, choice: SamplerChoice | null): InFlight {
+    const slot = this.takeSlot();
+    const encoder = this.ctx.device.createCommandEncoder();
+    const pass = encoder.beginComputePass(forward ? this.timedPass(slot) : {});
+    if (forward) this.recordDenseStep(pass);
+    if (choice) this.recordSampler(pass, choice);
     pass.end();
-    ctx.device.queue.submit([encoder.finish()]);
-    if (greedy) return new Uint32Array(await readBuffer(ctx.device, s.token, 4))[0];
-    const candidates = await readCandidates(
-      ctx,
-      { values: s.candValues, indices: s.candIndices },
-      k,
-    );
-    return sampleCandidates(candidates, { temperature, topK, topP }, random);
+    return this.submitSegment(encoder, slot, choice, forward);
+  }
+
+  /** Timestamps of a pass into the slot, when the device has them. */
+  private timedPass(slot: StepSlot): GPUComputePassDescriptor {
+    if (!slot.querySet) return {};
+    return {
+      timestampWrites: {
+        querySet: slot.querySet,
+        beginningOfPassWriteIndex: 0,
+        endOfPassWriteIndex: 1,
+      },
+    };
+  }
+
+  /** The sampler's dispatches: greedy writes the token into scratch.ids (the next step's input). */
+  private recordSampler(pass: GPUComputePassEncoder, choice: SamplerChoice): void {
+    if (choice.greedy) {
+      this.greedyFeed ??= createArgmax(
+        this.ctx,
+        { vocabSize: this.config.vocabSize },
+        { logits: this.scratch.logits, out: this.scratch.ids },
+      );
+      this.greedyFeed.record(pass);
+    } else {
+      this.sampler(choice.k).record(pass);
+    }
+  }
+
+  /** Copies the sampled token or candidates and the timestamps into the slot, and submits. */
+  private submitSegment(
+    encoder: GPUCommandEncoder,
+    slot: StepSlot,
+    choice: SamplerChoice | null,
+    timed: boolean,
+  ): InFlight {
+    const s = this.scratch;
+    if (choice?.greedy) {
+      encoder.copyBufferToBuffer(s.ids, 0, slot.staging, 0, 4);
+    } else if (choice) {
+      encoder.copyBufferToBuffer(s.candValues, 0, slot.staging, 0, choice.k * 4);
+      encoder.copyBufferToBuffer(s.candIndices, 0, slot.staging, slotIdsOffset, choice.k * 4);
+    }
+    if (timed && slot.querySet) {
+      encoder.resolveQuerySet(slot.querySet, 0, 2, slot.resolved!, 0);
+      encoder.copyBufferToBuffer(slot.resolved!, 0, slot.staging, slotTimestampsOffset, 16);
+    }
+    const submittedAt = performance.now();
+    this.ctx.device.queue.submit([encoder.finish()]);
+    return { slot, timed, submittedAt };
+  }
+
+  /** A decode submit's readback; a timed one's milliseconds go to the decode timing. */
+  private async readDecode(step: InFlight): Promise<ArrayBuffer> {
+    const { bytes, ms } = await this.finishStep(step);
+    this.timingsValue.decode.ms += ms;
+    return bytes;
+  }
+
+  /** The forward pass of one token at the current position, dense attention at every layer. */
+  private recordDenseStep(pass: GPUComputePassEncoder): void {
+    const dense = this.denseDecode!;
+    const s = this.scratch;
+    const start = this.pos;
+    this.ctx.device.queue.writeBuffer(s.start, 0, Uint32Array.of(start));
+    dense.prepare(start + 1);
+    for (const item of this.stepOps(1, false).items) {
+      if (!('attentionLayer' in item)) {
+        item.record(pass);
+        continue;
+      }
+      // Attention-map capture (attentionMap.ts): q after the projection and RoPE.
+      this.queryCapture?.record(pass, { layer: item.attentionLayer, q: s.q, start, tokens: 1 });
+      dense.record(pass, item.attentionLayer);
+    }
+  }
+
+  /** Waits for a submit's readback; its pass's milliseconds if it was timed. */
+  private async finishStep(step: InFlight): Promise<{ bytes: ArrayBuffer; ms: number }> {
+    const { staging, querySet } = step.slot;
+    await staging.mapAsync(GPUMapMode.READ);
+    const doneAt = performance.now();
+    const bytes = staging.getMappedRange().slice(0);
+    staging.unmap();
+    this.freeSlots.push(step.slot);
+    let ms = 0;
+    if (step.timed && querySet) {
+      const [begin, end] = new BigUint64Array(bytes, slotTimestampsOffset, 2);
+      ms = end > begin ? Number(end - begin) / 1e6 : 0;
+    } else if (step.timed) {
+      // Pipelined steps queue behind each other: a step's own time starts when the last one ended.
+      ms = doneAt - Math.max(step.submittedAt, this.lastStepDoneAt);
+    }
+    this.lastStepDoneAt = doneAt;
+    return { bytes, ms };
+  }
+
+  /** A free readback slot; made on first use (two at most are in flight). */
+  private takeSlot(): StepSlot {
+    const free = this.freeSlots.pop();
+    if (free) return free;
+    const { device, caps } = this.ctx;
+    const slot: StepSlot = {
+      staging: device.createBuffer({
+        label: 'decode step readback',
+        size: slotBytes,
+        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      }),
+      querySet: caps.timestampQuery ? device.createQuerySet({ type: 'timestamp', count: 2 }) : null,
+      resolved: caps.timestampQuery
+        ? device.createBuffer({
+            label: 'decode step timestamps',
+            size: 16,
+            usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+          })
+        : null,
+    };
+    this.slots.push(slot);
+    return slot;
+  }
+
+  /** The dense step at the current position is part of the sequence: advance, count, time. */
+  private commitDenseStep(ms: number): void {
+    const count = this.denseDecode!.count(this.pos + 1);
+    for (let layer = 0; layer < this.config.numLayers; layer++) {
+      this.addCount('decode', layer, 'dense', count);
+    }
+    this.pos += 1;
+    const timing = this.timingsValue.decode;
+    timing.ms += ms;
+    timing.tokens += 1;
+    timing.submits += 1;
   }
 }
 

@@ -1,0 +1,129 @@
+import { useMemo, useState } from 'react';
+import { recallPerHead } from '../kernels/attentionMap';
+import { AttentionMapBars, type BarRow } from './AttentionMapBars';
+import { AttentionMapCanvas } from './AttentionMapCanvas';
+import { AttentionMapHeads } from './AttentionMapHeads';
+import {
+  KEPT_SWATCH,
+  LOG_DECADES,
+  LOST_SWATCH,
+  type AttentionMapViewData,
+} from './attentionMapRender';
+import { useAttentionMapStore } from './attentionMapStore';
+
+function Swatch({ colour, label }: { colour: string; label: string }) {
+  return (
+    <span style={{ display: 'inline-flex', alignItems: 'center', gap: 4 }}>
+      <span
+        aria-hidden="true"
+        style={{ display: 'inline-block', width: 12, height: 12, background: colour }}
+      />
+      {label}
+    </span>
+  );
+}
+
+/** One layer's attention map from a run: the selected head, all heads, budgets, per-layer bars. */
+export function AttentionMapView({ data }: { data: AttentionMapViewData }) {
+  const { grid, tokens, method, headBudgets, layers, layer } = data;
+  const [head, setHead] = useState(0);
+  const [showKept, setShowKept] = useState(true);
+  const selectedHead = Math.min(head, grid.numHeads - 1);
+  const recall = useMemo(() => (grid.kept ? recallPerHead(grid) : null), [grid]);
+  const overlay = showKept && grid.kept !== null;
+
+  const headRows: BarRow[] = Array.from({ length: grid.numHeads }, (_, h) => ({
+    label: `h${h}`,
+    values: [headBudgets ? headBudgets[h] : null, recall ? recall[h] : null],
+    selected: h === selectedHead,
+  }));
+  const layerRows: BarRow[] = layers.map((entry) => ({
+    label: `layer ${entry.layer}`,
+    values: [entry.sparsity, entry.recall],
+    selected: entry.layer === layer,
+  }));
+  const queries = `${grid.qStart}\u2013${grid.qStart + grid.numQueries - 1}`;
+
+  return (
+    <div className="attention-map-view" style={{ display: 'grid', gap: 12 }}>
+      <p className="muted" style={{ margin: 0 }}>
+        {data.title} · layer {layer} · queries {queries} ·{' '}
+        {method ? `kept by ${method}` : 'dense attention'}
+      </p>
+      {grid.kept && (
+        <div
+          className="segmented"
+          role="group"
+          aria-label="Colouring"
+          style={{ justifySelf: 'start' }}
+        >
+          <button type="button" aria-pressed={!showKept} onClick={() => setShowKept(false)}>
+            Dense mass
+          </button>
+          <button type="button" aria-pressed={showKept} onClick={() => setShowKept(true)}>
+            Kept and dropped
+          </button>
+        </div>
+      )}
+      <div style={{ display: 'flex', flexWrap: 'wrap', gap: 16, alignItems: 'flex-start' }}>
+        <div style={{ width: 520 }}>
+          <AttentionMapCanvas grid={grid} head={selectedHead} showKept={overlay} tokens={tokens} />
+          <div
+            className="muted"
+            style={{ display: 'flex', flexWrap: 'wrap', gap: 12, fontSize: '0.85em', marginTop: 4 }}
+          >
+            <Swatch colour={KEPT_SWATCH} label={overlay ? 'kept mass' : 'attention mass'} />
+            {overlay && <Swatch colour={LOST_SWATCH} label="dropped: mass lost" />}
+            {overlay && (
+              <Swatch
+                colour={`linear-gradient(90deg, ${KEPT_SWATCH}, ${LOST_SWATCH})`}
+                label="partly kept"
+              />
+            )}
+            <span>
+              brightness: log scale, {LOG_DECADES} decades below the head&apos;s largest cell
+            </span>
+          </div>
+        </div>
+        <div style={{ display: 'grid', gap: 12, flex: '1 1 260px' }}>
+          <AttentionMapHeads
+            grid={grid}
+            head={selectedHead}
+            showKept={overlay}
+            recall={recall}
+            onSelect={setHead}
+          />
+          <AttentionMapBars
+            title={`Heads of layer ${layer}`}
+            series={['budget (share of causal elements kept)', 'recall (dense mass kept)']}
+            rows={headRows}
+          />
+          {layerRows.length > 0 && (
+            <AttentionMapBars
+              title="Layers"
+              series={['measured sparsity', 'recall']}
+              rows={layerRows}
+            />
+          )}
+        </div>
+      </div>
+    </div>
+  );
+}
+
+/** The page's panel: the map of the last run with a capture, or how to get one. */
+export function AttentionMapPanel() {
+  const data = useAttentionMapStore((s) => s.data);
+  return (
+    <section className="panel" aria-labelledby="attention-map-title">
+      <div className="panel-head">
+        <h2 id="attention-map-title">Attention map</h2>
+      </div>
+      {data ? (
+        <AttentionMapView data={data} />
+      ) : (
+        <p className="muted">Load a model and run a prompt to see its attention.</p>
+      )}
+    </section>
+  );
+}

@@ -1,0 +1,150 @@
+/**
+ * npx tsx tools/sweep_report.ts <results.json> <out prefix>
+ *
+ * Turns a sweep results file (npm run sweep -- --out results.json) into what docs/ shows: a
+ * Markdown table (<prefix>.md) of every point's mean score with its standard error and sample
+ * count, per task and length, and a plot (<prefix>.svg): score against target sparsity, one panel
+ * per task and length, one line per method, the dense score as a dashed line, error bars of one
+ * standard error. Numbers come from the file's aggregates, as the engine computed them.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import type { SweepResultsFile } from '../src/engine/store/jsonFile';
+import type { PointAggregate } from '../src/engine/sweepTypes';
+
+const COLOURS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b', '#e377c2'];
+
+function fmt(value: number | null | undefined, digits = 3): string {
+  return value === null || value === undefined || !Number.isFinite(value)
+    ? 'n/a'
+    : value.toFixed(digits);
+}
+
+function panels(aggregates: readonly PointAggregate[]): Map<string, PointAggregate[]> {
+  const byPanel = new Map<string, PointAggregate[]>();
+  for (const a of aggregates) {
+    if (a.task === null || a.length === null) continue;
+    const key = `${a.task} @ ${a.length}`;
+    byPanel.set(key, [...(byPanel.get(key) ?? []), a]);
+  }
+  return byPanel;
+}
+
+function table(file: SweepResultsFile, aggregates: readonly PointAggregate[]): string {
+  const lines = [
+    `Model: ${file.model.name}. Samples per task and length: ${file.config.samples}. ` +
+      `Score: mean ± standard error (n). Sparsity: measured by the kernels (prefill / decode).`,
+    '',
+    '| task | length | phase | method | target s | score | vs dense | measured s (prefill / decode) |',
+    '|---|---|---|---|---|---|---|---|',
+  ];
+  const sorted = [...aggregates]
+    .filter((a) => a.task !== null && a.length !== null)
+    .sort(
+      (a, b) =>
+        (a.task ?? '').localeCompare(b.task ?? '') ||
+        (a.length ?? 0) - (b.length ?? 0) ||
+        a.phase.localeCompare(b.phase) ||
+        a.method.localeCompare(b.method) ||
+        a.sparsity - b.sparsity,
+    );
+  for (const a of sorted) {
+    const delta = a.vsDense ? `${fmt(-a.vsDense.absoluteError)}` : '';
+    lines.push(
+      `| ${a.task} | ${a.length} | ${a.phase} | ${a.method} | ${a.sparsity} | ` +
+        `${fmt(a.score.mean)} ± ${fmt(a.score.se)} (${a.n}) | ${delta} | ` +
+        `${fmt(a.measuredSparsity.prefill.mean)} / ${fmt(a.measuredSparsity.decode.mean)} |`,
+    );
+  }
+  return lines.join('\n') + '\n';
+}
+
+function plot(aggregates: readonly PointAggregate[]): string {
+  const byPanel = [...panels(aggregates).entries()].sort(([a], [b]) => a.localeCompare(b));
+  const columns = Math.min(3, byPanel.length);
+  const rows = Math.ceil(byPanel.length / columns);
+  const pw = 320;
+  const ph = 220;
+  const margin = { left: 44, right: 12, top: 28, bottom: 34 };
+  const methods = [
+    ...new Set(aggregates.filter((a) => a.phase !== 'baseline').map((a) => a.method)),
+  ].sort();
+  const legendHeight = 24;
+  const width = columns * pw;
+  const height = rows * ph + legendHeight;
+  const out: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="11">`,
+    `<rect width="100%" height="100%" fill="white"/>`,
+  ];
+  methods.forEach((m, i) => {
+    const x = 10 + i * 130;
+    out.push(
+      `<line x1="${x}" y1="12" x2="${x + 18}" y2="12" stroke="${COLOURS[i % COLOURS.length]}" stroke-width="2"/>`,
+      `<text x="${x + 22}" y="16">${m}</text>`,
+    );
+  });
+  byPanel.forEach(([title, items], p) => {
+    const ox = (p % columns) * pw;
+    const oy = legendHeight + Math.floor(p / columns) * ph;
+    const iw = pw - margin.left - margin.right;
+    const ih = ph - margin.top - margin.bottom;
+    const sx = (s: number) => ox + margin.left + (s / 1) * iw;
+    const sy = (v: number) => oy + margin.top + (1 - v) * ih;
+    out.push(
+      `<text x="${ox + pw / 2}" y="${oy + 16}" text-anchor="middle" font-weight="bold">${title}</text>`,
+      `<rect x="${ox + margin.left}" y="${oy + margin.top}" width="${iw}" height="${ih}" fill="none" stroke="#999"/>`,
+    );
+    for (const t of [0, 0.5, 1]) {
+      out.push(
+        `<text x="${ox + margin.left - 4}" y="${sy(t) + 4}" text-anchor="end">${t}</text>`,
+        `<text x="${sx(t)}" y="${oy + ph - margin.bottom + 14}" text-anchor="middle">${t}</text>`,
+      );
+    }
+    out.push(
+      `<text x="${ox + margin.left + iw / 2}" y="${oy + ph - 6}" text-anchor="middle">target sparsity</text>`,
+    );
+    const dense = items.find((a) => a.phase === 'baseline');
+    if (dense && Number.isFinite(dense.score.mean)) {
+      out.push(
+        `<line x1="${sx(0)}" y1="${sy(dense.score.mean)}" x2="${sx(1)}" y2="${sy(dense.score.mean)}" stroke="#333" stroke-dasharray="4 3"/>`,
+      );
+    }
+    methods.forEach((m, i) => {
+      const colour = COLOURS[i % COLOURS.length];
+      const points = items
+        .filter((a) => a.method === m && a.phase !== 'baseline' && Number.isFinite(a.score.mean))
+        .sort((a, b) => a.sparsity - b.sparsity);
+      if (points.length === 0) return;
+      out.push(
+        `<polyline fill="none" stroke="${colour}" stroke-width="1.5" points="${points
+          .map((a) => `${sx(a.sparsity)},${sy(a.score.mean)}`)
+          .join(' ')}"/>`,
+      );
+      for (const a of points) {
+        const se = Number.isFinite(a.score.se) ? a.score.se : 0;
+        out.push(
+          `<line x1="${sx(a.sparsity)}" y1="${sy(Math.min(1, a.score.mean + se))}" x2="${sx(a.sparsity)}" y2="${sy(Math.max(0, a.score.mean - se))}" stroke="${colour}"/>`,
+          `<circle cx="${sx(a.sparsity)}" cy="${sy(a.score.mean)}" r="2.5" fill="${colour}"/>`,
+        );
+      }
+    });
+  });
+  out.push('</svg>');
+  return out.join('\n') + '\n';
+}
+
+function main(): void {
+  const [input, prefix] = process.argv.slice(2);
+  if (!input || !prefix) {
+    console.error('usage: npx tsx tools/sweep_report.ts <results.json> <out prefix>');
+    process.exit(2);
+  }
+  const file = JSON.parse(readFileSync(input, 'utf8')) as SweepResultsFile;
+  if (!Array.isArray(file.aggregates)) {
+    throw new Error(`${input}: no aggregates (write it with npm run sweep -- --out)`);
+  }
+  writeFileSync(`${prefix}.md`, table(file, file.aggregates));
+  writeFileSync(`${prefix}.svg`, plot(file.aggregates));
+  console.error(`wrote ${prefix}.md and ${prefix}.svg`);
+}
+
+main();

@@ -1,0 +1,225 @@
+"""Trains the playground's embedded default model on the study's six tasks (GPU machine, PyTorch).
+
+Reads the JSON-lines samples that `dist-cli/tasks.mjs` writes (prompt, gold completion), encodes
+them with the character tokenizer of char_tokenizer.py, trains a small Llama (transformers'
+LlamaForCausalLM, so its weights are in the Hugging Face layout the app loads) and writes
+config.json, model.safetensors (f16), tokenizer files and training_log.json to --out.
+
+Batches hold rows of one length bucket so short samples waste no compute; longer buckets come in
+as training goes on (a length curriculum). The loss is next-token cross-entropy on every token,
+with the completion (the answer) weighted COMPLETION_WEIGHT times a prompt token: the prompt's
+repeated question teaches copying, the completion teaches the task. Training stops at --steps or
+at --minutes, whichever comes first, so a run fits the GPU machine's time limit.
+"""
+
+import argparse
+import glob
+import json
+import math
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from transformers import LlamaConfig, LlamaForCausalLM
+
+import char_tokenizer
+
+COMPLETION_WEIGHT = 5.0
+BUCKETS = (2560, 3584, 4736)  # longest: a 4096-token prompt plus the longest completion and EOS
+
+
+def model_config(max_positions: int) -> LlamaConfig:
+    return LlamaConfig(
+        vocab_size=char_tokenizer.VOCAB_SIZE,
+        hidden_size=256,
+        intermediate_size=768,
+        num_hidden_layers=6,
+        num_attention_heads=8,
+        num_key_value_heads=4,
+        head_dim=32,
+        max_position_embeddings=max_positions,
+        rope_theta=10000.0,
+        rms_norm_eps=1e-5,
+        tie_word_embeddings=True,
+        bos_token_id=char_tokenizer.BOS,
+        eos_token_id=char_tokenizer.EOS,
+        pad_token_id=char_tokenizer.PAD,
+        attention_bias=False,
+        mlp_bias=False,
+    )
+
+
+def encode_row(sample: dict) -> tuple[np.ndarray, int]:
+    """Token ids of prompt + completion + EOS, and where the completion starts."""
+    prompt = char_tokenizer.encode_array(sample["prompt"])
+    completion = char_tokenizer.encode_array(sample["completion"])[1:]
+    eos = np.array([char_tokenizer.EOS], dtype=np.int64)
+    return np.concatenate([prompt, completion, eos]), len(prompt)
+
+
+def load_rows(pattern: str) -> dict:
+    """Rows grouped by the smallest bucket that holds them."""
+    buckets = {b: [] for b in BUCKETS}
+    for path in sorted(glob.glob(pattern)):
+        with open(path) as f:
+            for line in f:
+                ids, start = encode_row(json.loads(line))
+                bucket = next((b for b in BUCKETS if len(ids) <= b), None)
+                if bucket is None:
+                    raise ValueError(f"{path}: a sample of {len(ids)} tokens exceeds {BUCKETS[-1]}")
+                buckets[bucket].append((ids, start))
+    return buckets
+
+
+def make_batch(rows: list, length: int, device: str):
+    ids = torch.full((len(rows), length), char_tokenizer.PAD, dtype=torch.long)
+    weights = torch.zeros((len(rows), length), dtype=torch.float32)
+    for r, (row, start) in enumerate(rows):
+        ids[r, : len(row)] = torch.from_numpy(row)
+        # weights[t] weighs the prediction of token t + 1
+        weights[r, : len(row) - 1] = 1.0
+        weights[r, start - 1 : len(row) - 1] = COMPLETION_WEIGHT
+    return ids.to(device, non_blocking=True), weights.to(device, non_blocking=True)
+
+
+def bucket_mix(progress: float) -> list:
+    """Sampling weight of each bucket at a point of training: longer rows later."""
+    long_share = min(1.0, 0.2 + progress * 1.6)
+    return [1.0 - long_share * 0.8, 1.0 - long_share * 0.5, 0.2 + long_share]
+
+
+def lr_at(step: int, steps: int, peak: float, warmup: int) -> float:
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, steps - warmup)))))
+
+
+@torch.no_grad()
+def greedy_eval(model, samples: list, device: str, max_new: int) -> list:
+    """Greedy completions (text), one sample at a time with the KV cache."""
+    model.eval()
+    outputs = []
+    for sample in samples:
+        ids = torch.tensor([char_tokenizer.encode(sample["prompt"])], device=device)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            out = model.generate(ids, max_new_tokens=max_new, do_sample=False,
+                                 eos_token_id=char_tokenizer.EOS, pad_token_id=char_tokenizer.PAD)
+        outputs.append(char_tokenizer.decode(out[0, ids.shape[1]:].tolist()))
+    model.train()
+    return outputs
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--train", required=True, help="glob of training JSONL files")
+    ap.add_argument("--eval", help="JSONL of held-out samples, scored by exact answer match")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--init", help="a model folder to continue from")
+    ap.add_argument("--steps", type=int, default=4000)
+    ap.add_argument("--minutes", type=float, default=6.0)
+    ap.add_argument("--stop-step", type=int,
+                    help="stop here, inside the --steps schedule (replays a run that hit --minutes)")
+    ap.add_argument("--batch-tokens", type=int, default=96 * 1024)
+    ap.add_argument("--lr", type=float, default=1.5e-3)
+    ap.add_argument("--warmup", type=int, default=150)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+
+    random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    device = "cuda"
+    torch.backends.cuda.matmul.allow_tf32 = True
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    t0 = time.time()
+    buckets = load_rows(args.train)
+    print({b: len(r) for b, r in buckets.items()}, f"loaded in {time.time() - t0:.1f}s", flush=True)
+
+    config = model_config(BUCKETS[-1])
+    if args.init:
+        model = LlamaForCausalLM.from_pretrained(args.init).float()
+    else:
+        model = LlamaForCausalLM(config)
+    model.to(device)
+    params = sum(p.numel() for p in model.parameters())
+    print(f"{params} parameters", flush=True)
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},
+                             {"params": no_decay, "weight_decay": 0.0}],
+                            lr=args.lr, betas=(0.9, 0.95), fused=True)
+
+    order = {b: list(range(len(rows))) for b, rows in buckets.items()}
+    cursor = {b: len(rows) for b, rows in buckets.items()}
+    log = []
+    start = time.time()
+    deadline = start + args.minutes * 60
+    step = 0
+    last = min(args.steps, args.stop_step or args.steps)
+    while step < last and time.time() < deadline:
+        progress = max(step / args.steps, (time.time() - start) / (deadline - start))
+        available = [b for b in BUCKETS if buckets[b]]
+        weights = [bucket_mix(progress)[BUCKETS.index(b)] for b in available]
+        bucket = random.choices(available, weights)[0]
+        per_batch = max(1, args.batch_tokens // bucket)
+        if cursor[bucket] + per_batch > len(order[bucket]):
+            random.shuffle(order[bucket])
+            cursor[bucket] = 0
+        rows = [buckets[bucket][i] for i in order[bucket][cursor[bucket]: cursor[bucket] + per_batch]]
+        cursor[bucket] += per_batch
+        length = max(len(r) for r, _ in rows)
+        ids, w = make_batch(rows, length, device)
+        lr = lr_at(step, args.steps, args.lr, args.warmup)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            logits = model(input_ids=ids).logits
+        loss_all = F.cross_entropy(logits[:, :-1].float().reshape(-1, logits.shape[-1]),
+                                   ids[:, 1:].reshape(-1), reduction="none").view(ids.shape[0], -1)
+        wt = w[:, :-1]
+        loss = (loss_all * wt).sum() / wt.sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        if step % 50 == 0:
+            completion = (loss_all * (wt == COMPLETION_WEIGHT)).sum() / (wt == COMPLETION_WEIGHT).sum()
+            entry = {"step": step, "seconds": round(time.time() - start, 1), "lr": lr,
+                     "bucket": bucket, "loss": round(loss.item(), 4),
+                     "completion_loss": round(completion.item(), 4)}
+            log.append(entry)
+            print(entry, flush=True)
+        step += 1
+    train_seconds = time.time() - start
+    print(f"trained {step} steps in {train_seconds:.0f}s ({step / train_seconds:.2f} steps/s)", flush=True)
+
+    scores = {}
+    if args.eval:
+        with open(args.eval) as f:
+            held_out = [json.loads(line) for line in f]
+        by_task = {}
+        for s in held_out:
+            by_task.setdefault(s["task"], []).append(s)
+        for task, samples in by_task.items():
+            outputs = greedy_eval(model, samples, device, max_new=512)
+            exact = sum(o.strip() == s["completion"].strip() for o, s in zip(outputs, samples))
+            scores[task] = {"exact_completion": exact / len(samples), "n": len(samples),
+                            "example": outputs[0][:300]}
+            print(task, scores[task], flush=True)
+
+    model.half().save_pretrained(out, safe_serialization=True)
+    char_tokenizer.write(out)
+    (out / "training_log.json").write_text(json.dumps({
+        "parameters": params, "steps": step, "train_seconds": round(train_seconds),
+        "batch_tokens": args.batch_tokens, "lr": args.lr, "seed": args.seed,
+        "completion_weight": COMPLETION_WEIGHT, "buckets": BUCKETS,
+        "rows": {b: len(r) for b, r in buckets.items()}, "gpu": torch.cuda.get_device_name(),
+        "log": log, "held_out": scores}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
