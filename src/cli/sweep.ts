@@ -14,19 +14,28 @@ import { basename, resolve } from 'node:path';
 import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { ModelBackend, tokenizerCodec } from '../engine/modelBackend';
+import { DEFAULT_RECALL_QUERIES } from '../engine/recall';
 import { JsonFileResultStore } from '../engine/store/jsonFile';
 import { aggregateResults, runSweep, sweepFingerprint, validateSweepConfig } from '../engine/sweep';
 import { resultsToCsv } from '../engine/sweepCsv';
-import type { PointAggregate, SweepConfig, SweepProgress } from '../engine/sweepTypes';
+import type {
+  PointAggregate,
+  SampleResult,
+  SweepConfig,
+  SweepProgress,
+} from '../engine/sweepTypes';
 import { acquireNodeGpuContext } from '../gpu/node';
 import { loadModelFolder } from '../model/load';
+import { MAX_KEPT_MASK_TOKENS } from '../model/runtime/attentionMap';
 import { TextTokenizer } from '../model/tokenizer';
 
 const usage = `usage: npm run sweep -- --model <folder> --tasks ruler_niah,ruler_vt --length 4096,8192
   --samples 20 --prefill vertical_slash,block_sparse --decode quest,snapkv
   --sparsity 0,0.5,0.7,0.9 --out results.json [--csv results.csv] [--max-new-tokens 64]
   [--seed 0] [--chat auto|on|off] [--weights f32|f16] [--kv f32|f16]
-  [--recall-layer N]   (attention recall of prefill methods at layer N; prompts up to 2048 tokens)`;
+  [--recall-layer N]   (attention recall of every sparse method at layer N: prefill over every
+                        query up to ${MAX_KEPT_MASK_TOKENS} tokens, on ${DEFAULT_RECALL_QUERIES} sampled queries
+                        beyond; decode on its first query)`;
 
 class UsageError extends Error {}
 
@@ -128,13 +137,30 @@ function printSummary(rows: readonly PointAggregate[]): void {
       r.vsDense ? format(r.vsDense.kl.mean, 4) : '',
       r.vsDense ? format(r.vsDense.top1Agreement.mean, 2) : '',
       format(measured.mean),
-      r.recall ? format(r.recall.mean) : '',
+      r.recall && r.recallKind
+        ? `${format(r.recall.mean)} ${r.recallKind} ${Math.round(r.recallQueries / r.recall.n)}q`
+        : '',
     ];
   });
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i].length)));
   for (const row of [header, ...body]) {
     console.log(row.map((cell, i) => cell.padEnd(widths[i])).join('  '));
   }
+  if (rows.some((r) => r.recall)) {
+    console.log(
+      'recall: dense softmax mass kept at the recall layer; exact = every query of the prompt ' +
+        '(decode: its one query), sampled = seeded sample of queries; Nq = queries per sample',
+    );
+  }
+}
+
+/** Why some points have no recall, once per point and reason. */
+function printRecallGaps(results: readonly SampleResult[]): void {
+  const gaps = new Set<string>();
+  for (const r of results) {
+    if (r.status === 'ok' && r.recallUnavailable) gaps.add(`${r.pointId}: ${r.recallUnavailable}`);
+  }
+  for (const gap of gaps) console.log(`no recall for ${gap}`);
 }
 
 async function main(): Promise<number> {
@@ -258,6 +284,7 @@ async function main(): Promise<number> {
     console.error(`wrote ${values.csv}`);
   }
   printSummary(aggregateResults(store.all(), { acrossTasks: true, acrossLengths: true }));
+  printRecallGaps(store.all());
   if (cancelled) {
     console.error('cancelled: run the same command again to resume');
     return 130;

@@ -90,7 +90,8 @@ async function main(): Promise<void> {
           completion: answerCompletion(task.goldAnswer(sample)),
           answer: sample.answer,
         });
-        if (!out.write(`${line}\n`)) await new Promise<void>((done) => out.once('drain', () => done()));
+        if (!out.write(`${line}\n`))
+          await new Promise<void>((done) => out.once('drain', () => done()));
         written++;
       }
     }

@@ -7,6 +7,8 @@
  */
 import type { LoadProgress, ModelPlan, ModelSource } from '../model/loading/sources';
 import type {
+  AttentionMapReply,
+  AttentionMapRequest,
   GenerateReply,
   GenerateRequest,
   LoadedModelInfo,
@@ -129,6 +131,24 @@ export class EngineClient {
       options.signal,
     ).then(() => {
       if (!result) throw new Error('the engine worker finished generating without a result');
+      return result;
+    });
+  }
+
+  /** The attention map of one layer for a prompt (the worker runs it on a model of its own). */
+  attentionMap(
+    request: Omit<AttentionMapRequest, 'type' | 'id'>,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<AttentionMapReply> {
+    let result: AttentionMapReply | null = null;
+    return this.send(
+      (id) => ({ type: 'attentionMap', id, ...request }),
+      (reply) => {
+        if (reply.type === 'attentionMap') result = reply.reply;
+      },
+      options.signal,
+    ).then(() => {
+      if (!result) throw new Error('the engine worker finished the attention map without a map');
       return result;
     });
   }

@@ -12,6 +12,7 @@
 import type { KvDtype } from '../kernels/layout';
 import type { WeightDtype } from '../kernels/model/common';
 import type { LoadProgress, ModelPlan, ModelSource } from '../model/loading/sources';
+import type { PromptAttentionMap } from '../model/runtime/attentionMap';
 import type { AttentionStats, GenerateResult, Timings } from '../model/runtime/model';
 import type { AttentionPair, SweepConfig, SweepEvent, SweepModelInfo } from './sweepTypes';
 
@@ -55,7 +56,30 @@ export interface CancelRequest {
   id: number;
 }
 
-export type WorkerRequest = LoadModelRequest | StartSweepRequest | GenerateRequest | CancelRequest;
+/**
+ * The attention map of one layer for a prompt, run from position 0 with `attention`; a prefill
+ * method other than dense also gives what it keeps (src/model/runtime/attentionMap.ts).
+ */
+export interface AttentionMapRequest {
+  type: 'attentionMap';
+  id: number;
+  prompt: GeneratePrompt;
+  attention: AttentionPair;
+  layer: number;
+  /** Rows and keys per cell; chosen from the prompt length and heads when absent. */
+  blockSize?: number;
+}
+
+export interface AttentionMapReply {
+  map: PromptAttentionMap;
+  /** Each prompt token's text, by position. */
+  tokens: string[];
+  /** Measured sparsity per phase and layer of the run, as the kernels counted it. */
+  stats: AttentionStats;
+}
+
+export type WorkerRequest =
+  LoadModelRequest | StartSweepRequest | GenerateRequest | AttentionMapRequest | CancelRequest;
 
 /** What the page learns of the loaded model. */
 export interface LoadedModelInfo {
@@ -87,5 +111,6 @@ export type WorkerReply =
   | { type: 'sweepEvent'; id: number; sweepId: string; event: SweepEvent }
   | { type: 'token'; id: number; token: number; index: number; text: string }
   | { type: 'generated'; id: number; reply: GenerateReply }
+  | { type: 'attentionMap'; id: number; reply: AttentionMapReply }
   | { type: 'done'; id: number }
   | { type: 'error'; id: number; message: string; cancelled: boolean };

@@ -523,6 +523,9 @@ function baseResult(
     vsDense: null,
     measured: { prefill: emptyMeasurement(), decode: emptyMeasurement() },
     recall: null,
+    recallKind: null,
+    recallQueries: 0,
+    recallUnavailable: null,
     cost: { prefillFlops: 0, decodeBytesPerToken: 0, prefillSparsity: 0, decodeSparsity: 0 },
     timings: { source: 'wall-clock', prefillMs: 0, prefillTokens: 0, decodeMs: 0, decodeTokens: 0 },
     wallMs: 0,
@@ -559,7 +562,10 @@ function scoreRun(
     vsDense:
       point.phase === 'baseline' || !dense ? null : denseDelta(point, score, run.logits, dense),
     measured: run.measured,
-    recall: run.recall,
+    recall: run.recall?.recall ?? null,
+    recallKind: run.recall?.kind ?? null,
+    recallQueries: run.recall?.queries ?? 0,
+    recallUnavailable: run.recallUnavailable ?? null,
     cost: sampleCost(model, attention, p.ids.length, run.measured),
     timings: run.timings,
   };
@@ -622,7 +628,10 @@ export function aggregateResults(
         ),
       };
     }
-    const recalls = ok.flatMap((r) => (r.recall === null ? [] : [r.recall]));
+    const withRecall = ok.filter((r) => r.recall !== null);
+    // Results stored before recallKind existed were measured over every query of the prompt.
+    const kindOf = (r: SampleResult) => r.recallKind ?? 'exact';
+    const queriesOf = (r: SampleResult) => r.recallQueries ?? r.promptTokens;
     rows.push({
       pointId: first.pointId,
       phase: first.phase,
@@ -638,7 +647,14 @@ export function aggregateResults(
         prefill: of((r) => r.measured.prefill.sparsity),
         decode: of((r) => r.measured.decode.sparsity),
       },
-      recall: recalls.length > 0 ? aggregate(recalls) : null,
+      recall: withRecall.length > 0 ? aggregate(withRecall.map((r) => r.recall!)) : null,
+      recallKind:
+        withRecall.length === 0
+          ? null
+          : withRecall.every((r) => kindOf(r) === 'exact')
+            ? 'exact'
+            : 'sampled',
+      recallQueries: withRecall.reduce((sum, r) => sum + queriesOf(r), 0),
       prefillFlops: of((r) => r.cost.prefillFlops),
       decodeBytesPerToken: of((r) => r.cost.decodeBytesPerToken),
       prefillMs: of((r) => r.timings.prefillMs),

@@ -16,7 +16,7 @@
  * Aggregates (metrics.ts `Aggregate`) are recomputed from the per-sample results and may hold NaN
  * (n < 2 has no SE), which JSON writes as null.
  */
-import type { Aggregate } from './metrics';
+import type { Aggregate, RecallMode } from './metrics';
 import type { MethodParams, Phase } from '../methods/types';
 
 /**
@@ -44,9 +44,11 @@ export interface SweepConfig {
   /** Most tokens generated per sample (greedy decoding; stops early at an end-of-sequence token). */
   maxNewTokens: number;
   /**
-   * Measure the attention recall of prefill methods at this layer (0-based): the dense softmax
-   * mass the method's kept mask covers, from one extra prefill per sample with the layer's queries
-   * captured. Only for prompts the CPU planner takes (2048 tokens); absent: no recall.
+   * Measure the attention recall of every sparse method at this layer (0-based): the share of the
+   * dense softmax mass that what the method kept carries, from one extra run per sample with the
+   * layer's queries captured. Prefill methods: exact over every query for prompts up to 2048
+   * tokens, on a seeded sample of queries beyond; decode methods: the first decode step's query.
+   * Absent: no recall.
    */
   recallLayer?: number;
 }
@@ -183,10 +185,20 @@ export interface SampleResult {
   vsDense: DenseDelta | null;
   measured: { prefill: PhaseMeasurement; decode: PhaseMeasurement };
   /**
-   * Attention recall of a prefill method at the config's recallLayer (mean over queries and
-   * heads); null for the baseline, decode methods, longer prompts, or without recallLayer.
+   * Attention recall of the method at the config's recallLayer (mean over the measured queries
+   * and heads); null for the baseline, without recallLayer, and where `recallUnavailable` says.
    */
   recall: number | null;
+  /**
+   * How `recall` was measured: over every query ('exact') or a sample of them; null with it.
+   * The three recall fields below are absent in results stored before they existed, whose recalls
+   * were exact over the prompt's queries.
+   */
+  recallKind?: RecallMode | null;
+  /** Queries `recall` was measured on (the prompt, the sample, or 1 decode query); 0 with null. */
+  recallQueries?: number;
+  /** Why a recall that was asked for is null (the method exposes no kept set); null otherwise. */
+  recallUnavailable?: string | null;
   cost: SampleCost;
   timings: SampleTimings;
   /** Wall milliseconds of the whole sample (generation, reads, scoring). */
@@ -222,8 +234,12 @@ export interface PointAggregate {
     top1Agreement: Aggregate;
   } | null;
   measuredSparsity: { prefill: Aggregate; decode: Aggregate };
-  /** null when the backend measures no recall. */
+  /** Over the samples' recalls; null when no sample has one. */
   recall: Aggregate | null;
+  /** 'exact' when every sample's recall is, 'sampled' when any is; null with `recall`. */
+  recallKind: RecallMode | null;
+  /** Queries measured, summed over the samples with a recall. */
+  recallQueries: number;
   prefillFlops: Aggregate;
   decodeBytesPerToken: Aggregate;
   prefillMs: Aggregate;
@@ -266,13 +282,24 @@ export interface RunLogits {
   afterFirstToken: Float32Array | null;
 }
 
+/** An attention recall as the backend measured it. */
+export interface RecallMeasurement {
+  /** Mean over the measured queries and heads. */
+  recall: number;
+  kind: RecallMode;
+  queries: number;
+}
+
 /** What the backend returns for one sample under one configuration. */
 export interface BackendRun {
   outputIds: number[];
   output: string;
   logits: RunLogits;
   measured: { prefill: PhaseMeasurement; decode: PhaseMeasurement };
-  recall: number | null;
+  /** null without recallLayer, for dense, or when the method exposes nothing (`recallUnavailable`). */
+  recall: RecallMeasurement | null;
+  /** Why no recall was measured although one was asked for; absent otherwise. */
+  recallUnavailable?: string;
   timings: SampleTimings;
 }
 
@@ -309,7 +336,7 @@ export interface SweepBackend {
   encodePrompt(prompt: string, chatMessages: { role: string; content: string }[]): number[];
   /**
    * Loads one configuration for sequences up to maxSeqLen tokens; with recallLayer, its runs
-   * measure the prefill method's attention recall at that layer where they can.
+   * measure the sparse method's attention recall at that layer where they can.
    */
   configure(
     attention: AttentionPair,

@@ -6,10 +6,12 @@
  */
 import { acquireGpuContext, type GpuContext } from '../gpu/context';
 import { loadModelFromSource, type LoadedModel } from '../model/loading/sources';
+import { promptAttentionMap } from '../model/runtime/attentionMap';
 import { createModel, type Model } from '../model/runtime/model';
 import { TextTokenizer } from '../model/tokenizer';
 import { ModelBackend, runtimeMethod, tokenizerCodec } from './modelBackend';
 import type {
+  AttentionMapRequest,
   GenerateRequest,
   LoadModelRequest,
   StartSweepRequest,
@@ -215,12 +217,55 @@ async function generate(request: GenerateRequest, signal: AbortSignal): Promise<
   });
 }
 
+// ---- attention map (src/model/runtime/attentionMap.ts) ----
+async function attentionMap(request: AttentionMapRequest): Promise<void> {
+  const current = requireModel();
+  const ctx = await context();
+  const ids =
+    'ids' in request.prompt
+      ? request.prompt.ids
+      : current.backend.encodePrompt(request.prompt.text, [
+          { role: 'user', content: request.prompt.text },
+        ]);
+  const limit = current.backend.model.maxPositions;
+  if (ids.length > limit) {
+    throw new Error(`${ids.length} prompt tokens exceed the ${limit} positions of the model`);
+  }
+  // A model sized for the prompt; the cached generation model would only hold GPU memory.
+  dropGenerationModel();
+  const { weightDtype, kvDtype } = current.request;
+  const model = createModel(ctx, current.files.model, {
+    weightDtype,
+    kvDtype,
+    maxSeqLen: ids.length,
+    attention: {
+      prefill: runtimeMethod(request.attention.prefill),
+      decode: runtimeMethod(request.attention.decode),
+    },
+  });
+  try {
+    const { prefill } = request.attention;
+    const map = await promptAttentionMap(ctx, model, {
+      ids,
+      layer: request.layer,
+      blockSize: request.blockSize,
+      method: prefill.name === 'dense' ? undefined : prefill,
+    });
+    const tokens = ids.map((id) => current.tokenizer.decode([id], { skipSpecialTokens: false }));
+    post({ type: 'attentionMap', id: request.id, reply: { map, tokens, stats: model.stats } });
+  } finally {
+    model.dispose();
+  }
+}
+// ---- end attention map ----
+
 async function handle(request: Exclude<WorkerRequest, { type: 'cancel' }>): Promise<void> {
   const controller = new AbortController();
   running.set(request.id, controller);
   try {
     if (request.type === 'loadModel') await loadModel(request, controller.signal);
     else if (request.type === 'startSweep') await startSweep(request, controller.signal);
+    else if (request.type === 'attentionMap') await attentionMap(request);
     else await generate(request, controller.signal);
     post({ type: 'done', id: request.id });
   } catch (error) {

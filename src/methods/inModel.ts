@@ -82,6 +82,8 @@ export interface AttentionOp extends ModelOp {
   plan?: { record: RecordDispatches; resolve(): Promise<void> };
   /** After the submit: what the kernel counted. */
   readCount(): Promise<AttentionCount>;
+  /** Once planned: the mask the kernel runs with (block-sparse ops; absent for the others). */
+  keptMask?(): BlockMask | null;
 }
 
 /** The layer's KV cache, as a method's per-layer state sees it. */
@@ -232,6 +234,7 @@ export function blockSparseOp(
         plannerMs,
       };
     },
+    keptMask: () => current,
     dispose: () => {
       kernel?.dispose();
       counts?.destroy();

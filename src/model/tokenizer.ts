@@ -89,9 +89,8 @@ export class TextTokenizer {
   count(text: string): number {
     const c = this.characterLevel;
     if (c && !c.added.some((t) => text.includes(t))) {
-      let n = 0;
-      for (const _ of text) n++;
-      return n + c.specialTokens;
+      // Code points, not UTF-16 units: the tokenizer splits text into characters.
+      return Array.from(text).length + c.specialTokens;
     }
     return this.encode(text).length;
   }

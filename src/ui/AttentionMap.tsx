@@ -1,4 +1,4 @@
-import { useMemo, useState } from 'react';
+import { useMemo, useState, type FormEvent } from 'react';
 import { recallPerHead } from '../kernels/attentionMap';
 import { AttentionMapBars, type BarRow } from './AttentionMapBars';
 import { AttentionMapCanvas } from './AttentionMapCanvas';
@@ -10,6 +10,8 @@ import {
   type AttentionMapViewData,
 } from './attentionMapRender';
 import { useAttentionMapStore } from './attentionMapStore';
+import { useModelStore } from './modelStore';
+import { usePlayground } from './playgroundStore';
 
 function Swatch({ colour, label }: { colour: string; label: string }) {
   return (
@@ -111,18 +113,88 @@ export function AttentionMapView({ data }: { data: AttentionMapViewData }) {
   );
 }
 
-/** The page's panel: the map of the last run with a capture, or how to get one. */
+const PROMPT_ROWS = 3;
+
+/** The prompt and layer to map; the kept mask follows the run settings' prefill method. */
+function MapControls({ modelName, numLayers }: { modelName: string; numLayers: number }) {
+  const run = usePlayground((s) => s.run);
+  const running = useAttentionMapStore((s) => s.running);
+  const error = useAttentionMapStore((s) => s.error);
+  const mapPrompt = useAttentionMapStore((s) => s.mapPrompt);
+  const [text, setText] = useState(run.customText);
+  const [layer, setLayer] = useState(0);
+  const method = run.prefill.method;
+  const submit = (event: FormEvent) => {
+    event.preventDefault();
+    const attention = {
+      prefill: { name: run.prefill.method, params: run.prefill.params },
+      decode: { name: run.decode.method, params: run.decode.params },
+    };
+    void mapPrompt({ modelName, numLayers, text, attention, layer });
+  };
+  return (
+    <form onSubmit={submit} noValidate style={{ display: 'grid', gap: 8, marginBottom: 12 }}>
+      <label style={{ display: 'grid', gap: 4 }}>
+        Prompt
+        <textarea
+          data-testid="attention-map-prompt"
+          rows={PROMPT_ROWS}
+          value={text}
+          onChange={(event) => setText(event.target.value)}
+        />
+      </label>
+      <div style={{ display: 'flex', flexWrap: 'wrap', gap: 12, alignItems: 'center' }}>
+        <label>
+          Layer{' '}
+          <input
+            data-testid="attention-map-layer"
+            type="number"
+            min={0}
+            max={numLayers - 1}
+            step={1}
+            value={layer}
+            onChange={(event) => setLayer(event.target.valueAsNumber)}
+            style={{ width: '5em' }}
+          />
+        </label>
+        <span className="muted">
+          {method === 'dense'
+            ? 'Dense prefill: no kept mask (choose a sparse prefill method in the run settings).'
+            : `Kept mask: ${method} with the run settings' parameters.`}
+        </span>
+        <button type="submit" data-testid="attention-map-run" disabled={running}>
+          {running ? 'Mapping…' : 'Map attention'}
+        </button>
+      </div>
+      {error && (
+        <p role="alert" className="muted" data-testid="attention-map-error" style={{ margin: 0 }}>
+          {error}
+        </p>
+      )}
+    </form>
+  );
+}
+
+/** The page's panel: the map of the last mapped prompt, or how to get one. */
 export function AttentionMapPanel() {
   const data = useAttentionMapStore((s) => s.data);
+  const load = useModelStore((s) => s.load);
   return (
     <section className="panel" aria-labelledby="attention-map-title">
       <div className="panel-head">
         <h2 id="attention-map-title">Attention map</h2>
       </div>
+      {load.status === 'loaded' && (
+        <MapControls modelName={load.summary.name} numLayers={load.summary.layers} />
+      )}
       {data ? (
         <AttentionMapView data={data} />
       ) : (
-        <p className="muted">Load a model and run a prompt to see its attention.</p>
+        <p className="muted">
+          {load.status === 'loaded'
+            ? 'Map a prompt to see its attention.'
+            : 'Load a model and run a prompt to see its attention.'}
+        </p>
       )}
     </section>
   );

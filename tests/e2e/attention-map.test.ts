@@ -3,13 +3,16 @@
  * from the app's own modules) computes a map with the real WebGPU kernel in the page, for random
  * queries and keys with a sink key, with a sliding-window mask as the method's choice, and mounts
  * AttentionMapView on it. Checks hover (tokens and weight), wheel and keyboard zoom, drag, head
- * selection; and that the app itself asks for a run before it shows a map. Screenshots go to
- * test-output/e2e/.
+ * selection; that the app itself asks for a run before it shows a map; and, with a tiny fixture
+ * model served in the Hub's layout, that the app's panel maps a prompt through the engine worker.
+ * Screenshots go to test-output/e2e/.
  */
 import react from '@vitejs/plugin-react';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join, normalize } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
@@ -17,6 +20,8 @@ import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fitViewport } from '../../src/ui/attentionMapRender';
 import { launchChromium, serveDist, shotDir } from './support/browser';
+import { startHubServer, type HubServer } from './support/hubServer';
+import { modelWithTokenizer } from './support/modelFolders';
 
 const rootDir = fileURLToPath(new URL('../../', import.meta.url));
 const harnessDir = join(rootDir, 'test-output/e2e/attention-map-harness/');
@@ -301,6 +306,73 @@ describe('attention map view', () => {
       'Load a model and run a prompt to see its attention.',
     );
     expect(await section.locator('canvas').count()).toBe(0);
+    await context.close();
+  });
+});
+
+const REPO = 'test-org/tiny-llama';
+const PROMPT = 'The red box sits in room five. The blue box sits in room two.';
+
+describe('attention map of a loaded model', () => {
+  let hub: HubServer | undefined;
+  let tmp: string | undefined;
+  beforeAll(async () => {
+    tmp = mkdtempSync(join(tmpdir(), 'attention-map-'));
+    const folder = modelWithTokenizer(
+      join(import.meta.dirname, '../fixtures/models/llama_gqa_tied'),
+      join(tmp, 'tiny'),
+    );
+    hub = await startHubServer({ repos: { [REPO]: folder } });
+  });
+  afterAll(async () => {
+    await hub?.close();
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('maps a prompt of the tiny model in the app: its characters and weights on hover', async () => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (error) => errors.push(error.message));
+    await page.goto(`${app!.url}?hub=${encodeURIComponent(hub!.endpoint)}`);
+    await page.getByTestId('adapter').waitFor({ timeout: 60_000 });
+    const repo = page.getByTestId('model-repo');
+    await repo.fill(REPO);
+    await repo.press('Enter');
+    await page.getByTestId('model-summary').waitFor({ timeout: 60_000 });
+
+    const section = page.locator('section[aria-labelledby="attention-map-title"]');
+    await section.getByTestId('attention-map-layer').fill('5');
+    await section.getByTestId('attention-map-prompt').fill(PROMPT);
+    await section.getByTestId('attention-map-run').click();
+    expect(await section.getByTestId('attention-map-error').innerText()).toBe(
+      'Choose a layer from 0 to 1.',
+    );
+
+    await section.getByTestId('attention-map-layer').fill('1');
+    await section.getByTestId('attention-map-run').click();
+    const canvas = section.locator('canvas.attention-map-canvas');
+    await canvas.waitFor({ timeout: 120_000 });
+    // The character tokenizer: <s>, then one token per character of the prompt.
+    const numTokens = PROMPT.length + 1;
+    expect(await section.innerText()).toContain(`${numTokens} tokens · layer 1`);
+
+    await canvas.scrollIntoViewIfNeeded();
+    const box = (await canvas.boundingBox())!;
+    const view = fitViewport(numTokens, numTokens, canvasSize, canvasSize);
+    const position = 9; // the 'o' of "box"
+    await page.mouse.move(
+      box.x + view.x + 0.5 * view.scale,
+      box.y + view.y + (position + 0.5) * view.scale,
+    );
+    const tooltip = section.getByRole('tooltip');
+    await tooltip.waitFor();
+    const text = await tooltip.innerText();
+    expect(text).toContain(`Query ${position} \u201c${PROMPT[position - 1]}\u201d`);
+    expect(text).toContain('Key 0 \u201c<s>\u201d');
+    expect(text).toMatch(/Weight (0\.\d{4}|\d\.\d{2}e-\d+)/);
+    await section.screenshot({ path: join(shotDir, 'attention-map-model.png') });
+    expect(errors).toEqual([]);
     await context.close();
   });
 });

@@ -164,6 +164,34 @@ describe('per-token overhead of generate (llama_gqa_tied)', () => {
     }
   });
 
+  it('decodeStep, logits to the caller: one submit, two mappings, nothing created', async () => {
+    const model = createModel(ctx, folder.model, { maxSeqLen: 48 });
+    try {
+      await model.prefill(promptIds);
+      await model.decodeStep(greedyIds[0]); // warm-up
+      const before = { ...counts };
+      const steps = 4;
+      let logits: Float32Array = new Float32Array();
+      for (let i = 1; i <= steps; i++) logits = await model.decodeStep(greedyIds[i]);
+      const spent = zero();
+      for (const key of Object.keys(spent) as (keyof Counts)[]) {
+        spent[key] = (counts[key] - before[key]) / steps;
+      }
+      console.log('decodeStep (dense), per token:', spent);
+      expect(logits.indexOf(Math.max(...logits))).toBe(greedyIds[steps + 1]);
+      expect(spent).toEqual({
+        submits: 1,
+        commandEncoders: 1,
+        buffers: 0,
+        bindGroups: 0,
+        querySets: 0,
+        maps: 2,
+      });
+    } finally {
+      model.dispose();
+    }
+  });
+
   it('a method that builds its attention per step still decodes greedily and is counted', async () => {
     // sliding_window's default window covers this whole sequence: the dense tokens.
     const model = createModel(ctx, folder.model, {
@@ -176,6 +204,20 @@ describe('per-token overhead of generate (llama_gqa_tied)', () => {
       expect(long.ids).toEqual(greedyIds.slice(0, long.ids.length));
       expect(long.timings.decode.tokens).toBe(long.ids.length - 1);
       expect(model.stats.decode[0]).toMatchObject({ method: 'sliding_window', calls: 16 });
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it('times pipelined steps by wall clock on a device without timestamp queries', async () => {
+    const noTimestamps: GpuContext = { ...ctx, caps: { ...ctx.caps, timestampQuery: false } };
+    const model = createModel(noTimestamps, folder.model, { maxSeqLen: 48 });
+    try {
+      const result = await model.generate(promptIds, { maxNewTokens: 8, stopTokens: [] });
+      expect(result.ids).toEqual(greedyIds.slice(0, 8));
+      expect(result.timings.source).toBe('wall-clock');
+      expect(result.timings.decode).toMatchObject({ tokens: 7, submits: 7 });
+      expect(result.timings.decode.ms).toBeGreaterThan(0);
     } finally {
       model.dispose();
     }

@@ -91,6 +91,7 @@ describe('a sweep on a real tiny model', () => {
       expect(r.measured.decode.sparsity).toBe(0);
       expect(r.vsDense).toBeNull();
       expect(r.recall).toBeNull();
+      expect(r.recallKind).toBeNull();
     }
     for (const r of sparse) {
       expect(r.attention.decode.name).toBe('dense');
@@ -103,6 +104,9 @@ describe('a sweep on a real tiny model', () => {
       // What block_sparse keeps of layer 1's dense attention: some mass, not all of it.
       expect(r.recall).toBeGreaterThan(0);
       expect(r.recall).toBeLessThan(1);
+      // A short prompt: over every query.
+      expect(r.recallKind).toBe('exact');
+      expect(r.recallQueries).toBe(r.promptTokens);
       const twin = dense.find((d) => d.sampleId === r.sampleId)!;
       expect(r.promptTokens).toBe(twin.promptTokens);
       expect(r.cost.prefillFlops).toBeLessThan(twin.cost.prefillFlops);

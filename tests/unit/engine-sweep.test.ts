@@ -49,6 +49,27 @@ const CONFIG: SweepConfig = {
   maxNewTokens: 16,
 };
 
+/**
+ * The fake's recall: none for the baseline; prefill exact over the prompt at length 320 and on 64
+ * sampled queries at 400; decode on its one query, or unavailable at 400.
+ */
+function fakeRecall(
+  point: SweepPoint,
+  length: number,
+  promptTokens: number,
+  sparsity: number,
+): Pick<BackendRun, 'recall' | 'recallUnavailable'> {
+  if (point.phase === 'baseline') return { recall: null };
+  if (point.phase === 'decode') {
+    return length === 320
+      ? { recall: { recall: 0.9, kind: 'exact', queries: 1 } }
+      : { recall: null, recallUnavailable: 'fake: no kept set' };
+  }
+  return length === 320
+    ? { recall: { recall: 1 - sparsity / 2, kind: 'exact', queries: promptTokens } }
+    : { recall: { recall: 1 - sparsity / 2, kind: 'sampled', queries: 64 } };
+}
+
 /** Needles a point returns correctly for each seed (dense: all four). */
 function needlesFound(point: SweepPoint, seed: number): number {
   if (point.phase === 'baseline') return 4;
@@ -161,7 +182,7 @@ class FakeBackend implements SweepBackend {
             prefill: measurement(point.phase === 'prefill' ? sparsity : 0),
             decode: measurement(point.phase === 'decode' ? sparsity : 0),
           },
-          recall: point.phase === 'baseline' ? 1 : 1 - sparsity / 2,
+          ...fakeRecall(point, sample.targetTokens, ids.length, sparsity),
           timings: {
             source: 'wall-clock',
             prefillMs: 10,
@@ -267,12 +288,31 @@ describe('runSweep with a fake backend', () => {
     expect(row.measuredSparsity.prefill.mean).toBeCloseTo(0.45, 12);
     expect(row.measuredSparsity.decode.mean).toBe(0);
     expect(row.recall!.mean).toBeCloseTo(0.775, 12);
+    expect(row.recallKind).toBe('exact');
+    const prompts = store
+      .all()
+      .filter((r) => r.pointId === row.pointId && r.length === 320)
+      .map((r) => r.promptTokens);
+    expect(row.recallQueries).toBe(prompts.reduce((a, b) => a + b, 0));
+    const sampled = rows.find((r) => r.pointId === row.pointId && r.length === 400)!;
+    expect(sampled).toMatchObject({ recallKind: 'sampled', recallQueries: 4 * 64 });
+    const decodeAt = (length: number) =>
+      rows.find((r) => r.pointId === 'decode:quest@0.5' && r.length === length)!;
+    expect(decodeAt(320)).toMatchObject({ recallKind: 'exact', recallQueries: 4 });
+    expect(decodeAt(400)).toMatchObject({ recall: null, recallKind: null, recallQueries: 0 });
+    expect(
+      store.all().find((r) => r.key === 'decode:quest@0.5|ruler_niah/400/0')!.recallUnavailable,
+    ).toBe('fake: no kept set');
     const dense = rows.find((r) => r.pointId === BASELINE_ID && r.length === 320)!;
     expect(dense.vsDense).toBeNull();
+    expect(dense).toMatchObject({ recall: null, recallKind: null });
     expect(dense.score).toMatchObject({ n: 4, mean: 1, std: 0, se: 0 });
     // Across lengths the same point has 8 samples.
     const across = aggregateResults(store.all(), { acrossLengths: true });
-    expect(across.find((r) => r.pointId === 'prefill:block_sparse@0.5')!.n).toBe(8);
+    const acrossRow = across.find((r) => r.pointId === 'prefill:block_sparse@0.5')!;
+    expect(acrossRow.n).toBe(8);
+    // One sampled sample makes the combined recall sampled.
+    expect(acrossRow.recallKind).toBe('sampled');
   });
 
   it('compares next-token distributions where the method acts', async () => {

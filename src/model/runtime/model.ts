@@ -210,6 +210,14 @@ interface SamplerChoice {
   k: number;
 }
 
+/** What a step's submit copies out for the CPU besides its timestamps. */
+interface Readback {
+  /** The sampler to run after the forward pass; its token or candidates go to the slot. */
+  sample?: SamplerChoice;
+  /** scratch.logits, into the model's logits readback buffer. */
+  logits?: boolean;
+}
+
 const emptyTiming = (): PhaseTiming => ({ ms: 0, tokens: 0, submits: 0 });
 
 export class Model {
@@ -240,6 +248,8 @@ export class Model {
   private greedyFeed: ModelOp | null = null;
   private readonly slots: StepSlot[] = [];
   private readonly freeSlots: StepSlot[] = [];
+  /** [vocab] f32, mappable: decodeStep's logits, copied in the step's own submit. */
+  private logitsReadback: GPUBuffer | null = null;
   /** When the last step's results reached the CPU (wall-clock timing of pipelined steps). */
   private lastStepDoneAt = 0;
   private pos = 0;
@@ -449,12 +459,16 @@ export class Model {
     if (this.denseDecode) {
       this.checkStep([id]);
       this.ctx.device.queue.writeBuffer(this.scratch.ids, 0, Uint32Array.of(id));
-      const { ms } = await this.finishStep(this.submitDecode(true, null));
+      const { ms } = await this.finishStep(this.submitDecode(true, { logits: true }));
       this.commitDenseStep(ms);
     } else {
-      await this.runStep('decode', [id], false);
+      await this.runStep('decode', [id], false, { logits: true });
     }
-    return readFloat32(this.ctx.device, this.scratch.logits, this.config.vocabSize);
+    const readback = this.logitsReadback!;
+    await readback.mapAsync(GPUMapMode.READ);
+    const logits = new Float32Array(readback.getMappedRange().slice(0));
+    readback.unmap();
+    return logits;
   }
 
   /**
@@ -476,12 +490,12 @@ export class Model {
     // An attention-map capture marks the rows a step records: no step runs ahead of its input.
     const runAhead = this.denseDecode !== null && choice.greedy && !this.queryCapture;
     const ids: number[] = [];
-    let pending = this.readDecode(this.submitDecode(false, choice));
+    let pending = this.readDecode(this.submitDecode(false, { sample: choice }));
     let ahead: InFlight | null = null;
     try {
       for (;;) {
         const canStep = ids.length + 1 < maxNewTokens && this.pos < this.maxSeqLen;
-        ahead = runAhead && canStep ? this.submitDecode(true, choice) : null;
+        ahead = runAhead && canStep ? this.submitDecode(true, { sample: choice }) : null;
         const bytes = await pending;
         const id = choice.greedy
           ? new Uint32Array(bytes, 0, 1)[0]
@@ -511,10 +525,10 @@ export class Model {
           this.commitDenseStep(0);
         } else if (this.denseDecode) {
           this.ctx.device.queue.writeBuffer(this.scratch.ids, 0, Uint32Array.of(id));
-          pending = this.readDecode(this.submitDecode(true, choice));
+          pending = this.readDecode(this.submitDecode(true, { sample: choice }));
           this.commitDenseStep(0);
         } else {
-          const { sampled } = await this.runStep('decode', [id], false, choice);
+          const { sampled } = await this.runStep('decode', [id], false, { sample: choice });
           pending = Promise.resolve(sampled);
         }
       }
@@ -531,6 +545,7 @@ export class Model {
     this.samplers.clear();
     this.greedyFeed?.dispose();
     this.denseDecode?.dispose();
+    this.logitsReadback?.destroy();
     for (const slot of this.slots) {
       slot.staging.destroy();
       slot.querySet?.destroy();
@@ -647,7 +662,7 @@ export class Model {
     phase: AttentionPhase,
     ids: readonly number[],
     allLogits: boolean,
-    choice: SamplerChoice | null = null,
+    readback: Readback = {},
   ): Promise<{ logits: Float32Array | null; sampled: ArrayBuffer }> {
     const { device } = this.ctx;
     const tokens = ids.length;
@@ -712,7 +727,7 @@ export class Model {
       if (op.plan) {
         op.plan.record(pass);
         pass.end();
-        ms += (await this.finishStep(this.submitSegment(encoder, slot, null, true))).ms;
+        ms += (await this.finishStep(this.submitSegment(encoder, slot, {}, true))).ms;
         await op.plan.resolve();
         slot = this.takeSlot();
         encoder = device.createCommandEncoder();
@@ -729,7 +744,7 @@ export class Model {
         }
       }
     }
-    if (choice) this.recordSampler(pass, choice);
+    if (readback.sample) this.recordSampler(pass, readback.sample);
     pass.end();
     const vocab = this.config.vocabSize;
     if (ops.allLogits) {
@@ -741,7 +756,7 @@ export class Model {
         vocab * 4,
       );
     }
-    const submitted = this.submitSegment(encoder, slot, choice, true);
+    const submitted = this.submitSegment(encoder, slot, readback, true);
     const logits = ops.allLogits ? await readFloat32(device, ops.allLogits, tokens * vocab) : null;
     const { bytes: sampled, ms: lastMs } = await this.finishStep(submitted);
     ms += lastMs;
@@ -916,16 +931,16 @@ export class Model {
 
   /**
    * Submits one dense decode step at the current position (forward), and/or the sampler over
-   * scratch.logits (choice). The position is not advanced here (commitDenseStep).
+   * scratch.logits. The position is not advanced here (commitDenseStep).
    */
-  private submitDecode(forward: boolean, choice: SamplerChoice | null): InFlight {
+  private submitDecode(forward: boolean, readback: Readback): InFlight {
     const slot = this.takeSlot();
     const encoder = this.ctx.device.createCommandEncoder();
     const pass = encoder.beginComputePass(forward ? this.timedPass(slot) : {});
     if (forward) this.recordDenseStep(pass);
-    if (choice) this.recordSampler(pass, choice);
+    if (readback.sample) this.recordSampler(pass, readback.sample);
     pass.end();
-    return this.submitSegment(encoder, slot, choice, forward);
+    return this.submitSegment(encoder, slot, readback, forward);
   }
 
   /** Timestamps of a pass into the slot, when the device has them. */
@@ -958,15 +973,25 @@ export class Model {
   private submitSegment(
     encoder: GPUCommandEncoder,
     slot: StepSlot,
-    choice: SamplerChoice | null,
+    readback: Readback,
     timed: boolean,
   ): InFlight {
     const s = this.scratch;
-    if (choice?.greedy) {
+    const { sample } = readback;
+    if (sample?.greedy) {
       encoder.copyBufferToBuffer(s.ids, 0, slot.staging, 0, 4);
-    } else if (choice) {
-      encoder.copyBufferToBuffer(s.candValues, 0, slot.staging, 0, choice.k * 4);
-      encoder.copyBufferToBuffer(s.candIndices, 0, slot.staging, slotIdsOffset, choice.k * 4);
+    } else if (sample) {
+      encoder.copyBufferToBuffer(s.candValues, 0, slot.staging, 0, sample.k * 4);
+      encoder.copyBufferToBuffer(s.candIndices, 0, slot.staging, slotIdsOffset, sample.k * 4);
+    }
+    if (readback.logits) {
+      const bytes = this.config.vocabSize * 4;
+      this.logitsReadback ??= this.ctx.device.createBuffer({
+        label: 'logits readback',
+        size: bytes,
+        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      });
+      encoder.copyBufferToBuffer(s.logits, 0, this.logitsReadback, 0, bytes);
     }
     if (timed && slot.querySet) {
       encoder.resolveQuerySet(slot.querySet, 0, 2, slot.resolved!, 0);
