@@ -13,7 +13,16 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import type { SweepResultsFile } from '../src/engine/store/jsonFile';
 import type { PointAggregate } from '../src/engine/sweepTypes';
 
-const COLOURS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b', '#e377c2'];
+const COLOURS = [
+  '#1f77b4',
+  '#d62728',
+  '#2ca02c',
+  '#9467bd',
+  '#ff7f0e',
+  '#8c564b',
+  '#e377c2',
+  '#17becf',
+];
 
 function fmt(value: number | null | undefined, digits = 3): string {
   return value === null || value === undefined || !Number.isFinite(value)
@@ -72,21 +81,24 @@ function plot(aggregates: readonly PointAggregate[]): string {
   const pw = 320;
   const ph = 220;
   const margin = { left: 44, right: 12, top: 28, bottom: 34 };
-  const methods = [
-    ...new Set(aggregates.filter((a) => a.phase !== 'baseline').map((a) => a.method)),
-  ].sort();
-  const legendHeight = 24;
+  // BLASST runs in both phases: a line per phase and method keeps the two apart.
+  const series = (a: PointAggregate) => `${a.phase}:${a.method}`;
+  const methods = [...new Set(aggregates.filter((a) => a.phase !== 'baseline').map(series))].sort();
+  const legendColumn = 150;
   const width = columns * pw;
+  const legendPerRow = Math.max(1, Math.floor((width - 10) / legendColumn));
+  const legendHeight = 24 * Math.ceil(methods.length / legendPerRow);
   const height = rows * ph + legendHeight;
   const out: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="11">`,
     `<rect width="100%" height="100%" fill="white"/>`,
   ];
   methods.forEach((m, i) => {
-    const x = 10 + i * 130;
+    const x = 10 + (i % legendPerRow) * legendColumn;
+    const y = 12 + Math.floor(i / legendPerRow) * 24;
     out.push(
-      `<line x1="${x}" y1="12" x2="${x + 18}" y2="12" stroke="${COLOURS[i % COLOURS.length]}" stroke-width="2"/>`,
-      `<text x="${x + 22}" y="16">${m}</text>`,
+      `<line x1="${x}" y1="${y}" x2="${x + 18}" y2="${y}" stroke="${COLOURS[i % COLOURS.length]}" stroke-width="2"/>`,
+      `<text x="${x + 22}" y="${y + 4}">${m}</text>`,
     );
   });
   byPanel.forEach(([title, items], p) => {
@@ -118,7 +130,7 @@ function plot(aggregates: readonly PointAggregate[]): string {
     methods.forEach((m, i) => {
       const colour = COLOURS[i % COLOURS.length];
       const points = items
-        .filter((a) => a.method === m && a.phase !== 'baseline' && Number.isFinite(a.score.mean))
+        .filter((a) => series(a) === m && a.phase !== 'baseline' && Number.isFinite(a.score.mean))
         .sort((a, b) => measured(a) - measured(b));
       if (points.length === 0) return;
       out.push(

@@ -3,10 +3,10 @@
 # bundle (dist-cli/tasks.mjs, the same generators as the app) and the Python recipe, beside what
 # ../shared/gpu/pack.sh adds (node). Then, with the device tool: carry [".gpu"], command:
 #   bash .gpu/setup.sh && bash .gpu/train_default_model.sh $OUT
-# and copy $OUT/model/* into public/models/sparse-tasks-6l/.
+# and copy $OUT/model/* into public/models/tiny-tasks-4k/.
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
 npx vite build --config vite.cli.config.ts --logLevel warn
 shared="${SHARED_DIR:-../shared}"
 bash "$shared/gpu/pack.sh" dist-cli/tasks.mjs dist-cli/assets tools/train/char_tokenizer.py tools/train/train.py \
-  tools/train/train_default_model.sh
+  tools/train/curriculum.py src/tasks/data/story.ts tools/train/train_default_model.sh

@@ -5,8 +5,10 @@ them with the character tokenizer of char_tokenizer.py, trains a small Llama (tr
 LlamaForCausalLM, so its weights are in the Hugging Face layout the app loads) and writes
 config.json, model.safetensors (f16), tokenizer files and training_log.json to --out.
 
-Batches hold rows of one length bucket so short samples waste no compute; longer buckets come in
-as training goes on (a length curriculum). The loss is next-token cross-entropy on every token,
+Batches hold rows of one length bucket so short samples waste no compute. Training starts on the
+short warm-up samples of curriculum.py alone (--warmup-data), where most tokens are answers that
+need a lookup, then moves to the task samples, longer buckets more often as it goes on, with 15%
+of the batches still warm-up ones. The loss is next-token cross-entropy on every token,
 with the completion (the answer) weighted COMPLETION_WEIGHT times a prompt token: the prompt's
 repeated question teaches copying, the completion teaches the task. Training stops at --steps or
 at --minutes, whichever comes first, so a run fits the GPU machine's time limit.
@@ -28,7 +30,8 @@ from transformers import LlamaConfig, LlamaForCausalLM
 import char_tokenizer
 
 COMPLETION_WEIGHT = 5.0
-BUCKETS = (2560, 3584, 4736)  # longest: a 4096-token prompt plus the longest completion and EOS
+BUCKETS = (1024, 1664, 2560, 3584, 4736)  # longest: a 4096-token prompt plus its completion and EOS
+TASK_BUCKETS = BUCKETS[2:]
 
 
 def model_config(max_positions: int) -> LlamaConfig:
@@ -63,7 +66,10 @@ def encode_row(sample: dict) -> tuple[np.ndarray, int]:
 def load_rows(pattern: str) -> dict:
     """Rows grouped by the smallest bucket that holds them."""
     buckets = {b: [] for b in BUCKETS}
-    for path in sorted(glob.glob(pattern)):
+    paths = sorted(glob.glob(pattern))
+    if not paths:
+        raise FileNotFoundError(f"no training data matches {pattern}")
+    for path in paths:
         with open(path) as f:
             for line in f:
                 ids, start = encode_row(json.loads(line))
@@ -86,26 +92,32 @@ def make_batch(rows: list, length: int, device: str):
 
 
 def bucket_mix(progress: float) -> list:
-    """Sampling weight of each bucket at a point of training: longer rows later."""
+    """Sampling weight of each task bucket at a point of training: longer rows later."""
     long_share = min(1.0, 0.2 + progress * 1.6)
     return [1.0 - long_share * 0.8, 1.0 - long_share * 0.5, 0.2 + long_share]
 
 
-def lr_at(step: int, steps: int, peak: float, warmup: int) -> float:
+def warmup_share(progress: float) -> float:
+    """Share of batches drawn from the warm-up samples: all of them first, 15% from mid-run on."""
+    return 1.0 if progress < 0.3 else max(0.15, 1.0 - (progress - 0.3) * 3.4)
+
+
+def lr_at(step: int, progress: float, peak: float, warmup: int) -> float:
+    """Linear warm-up over steps, then a cosine to a tenth of the peak over the run's progress."""
     if step < warmup:
         return peak * (step + 1) / warmup
-    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, steps - warmup)))))
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
 @torch.no_grad()
-def greedy_eval(model, samples: list, device: str, max_new: int) -> list:
-    """Greedy completions (text), one sample at a time with the KV cache."""
+def greedy_eval(model, samples: list, device: str) -> list:
+    """Greedy completions (text), one sample at a time with the KV cache, a little longer than gold."""
     model.eval()
     outputs = []
     for sample in samples:
         ids = torch.tensor([char_tokenizer.encode(sample["prompt"])], device=device)
         with torch.autocast("cuda", dtype=torch.bfloat16):
-            out = model.generate(ids, max_new_tokens=max_new, do_sample=False,
+            out = model.generate(ids, max_new_tokens=len(sample["completion"]) + 16, do_sample=False,
                                  eos_token_id=char_tokenizer.EOS, pad_token_id=char_tokenizer.PAD)
         outputs.append(char_tokenizer.decode(out[0, ids.shape[1]:].tolist()))
     model.train()
@@ -115,6 +127,7 @@ def greedy_eval(model, samples: list, device: str, max_new: int) -> list:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--train", required=True, help="glob of training JSONL files")
+    ap.add_argument("--warmup-data", help="glob of curriculum.py JSONL files, trained on first")
     ap.add_argument("--eval", help="JSONL of held-out samples, scored by exact answer match")
     ap.add_argument("--out", required=True)
     ap.add_argument("--init", help="a model folder to continue from")
@@ -136,8 +149,11 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
 
     t0 = time.time()
-    buckets = load_rows(args.train)
-    print({b: len(r) for b, r in buckets.items()}, f"loaded in {time.time() - t0:.1f}s", flush=True)
+    sources = {"tasks": load_rows(args.train)}
+    if args.warmup_data:
+        sources["warmup"] = load_rows(args.warmup_data)
+    rows_per_bucket = {name: {b: len(r) for b, r in buckets.items()} for name, buckets in sources.items()}
+    print(rows_per_bucket, f"loaded in {time.time() - t0:.1f}s", flush=True)
 
     config = model_config(BUCKETS[-1])
     if args.init:
@@ -153,8 +169,8 @@ def main() -> None:
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=args.lr, betas=(0.9, 0.95), fused=True)
 
-    order = {b: list(range(len(rows))) for b, rows in buckets.items()}
-    cursor = {b: len(rows) for b, rows in buckets.items()}
+    order = {(name, b): list(range(len(rows))) for name, buckets in sources.items() for b, rows in buckets.items()}
+    cursor = {key: len(rows) for key, rows in order.items()}
     log = []
     start = time.time()
     deadline = start + args.minutes * 60
@@ -162,18 +178,25 @@ def main() -> None:
     last = min(args.steps, args.stop_step or args.steps)
     while step < last and time.time() < deadline:
         progress = max(step / args.steps, (time.time() - start) / (deadline - start))
+        source = "warmup" if "warmup" in sources and random.random() < warmup_share(progress) else "tasks"
+        buckets = sources[source]
         available = [b for b in BUCKETS if buckets[b]]
-        weights = [bucket_mix(progress)[BUCKETS.index(b)] for b in available]
+        if source == "tasks":
+            weights = [bucket_mix(progress)[TASK_BUCKETS.index(b)] if b in TASK_BUCKETS else 0.2
+                       for b in available]
+        else:
+            weights = [len(buckets[b]) for b in available]
         bucket = random.choices(available, weights)[0]
-        per_batch = max(1, args.batch_tokens // bucket)
-        if cursor[bucket] + per_batch > len(order[bucket]):
-            random.shuffle(order[bucket])
-            cursor[bucket] = 0
-        rows = [buckets[bucket][i] for i in order[bucket][cursor[bucket]: cursor[bucket] + per_batch]]
-        cursor[bucket] += per_batch
+        key = (source, bucket)
+        per_batch = max(1, min(len(order[key]), args.batch_tokens // bucket))
+        if cursor[key] + per_batch > len(order[key]):
+            random.shuffle(order[key])
+            cursor[key] = 0
+        rows = [buckets[bucket][i] for i in order[key][cursor[key]: cursor[key] + per_batch]]
+        cursor[key] += per_batch
         length = max(len(r) for r, _ in rows)
         ids, w = make_batch(rows, length, device)
-        lr = lr_at(step, args.steps, args.lr, args.warmup)
+        lr = lr_at(step, progress, args.lr, args.warmup)
         for group in opt.param_groups:
             group["lr"] = lr
         with torch.autocast("cuda", dtype=torch.bfloat16):
@@ -189,7 +212,7 @@ def main() -> None:
         if step % 50 == 0:
             completion = (loss_all * (wt == COMPLETION_WEIGHT)).sum() / (wt == COMPLETION_WEIGHT).sum()
             entry = {"step": step, "seconds": round(time.time() - start, 1), "lr": lr,
-                     "bucket": bucket, "loss": round(loss.item(), 4),
+                     "source": source, "bucket": bucket, "loss": round(loss.item(), 4),
                      "completion_loss": round(completion.item(), 4)}
             log.append(entry)
             print(entry, flush=True)
@@ -205,7 +228,7 @@ def main() -> None:
         for s in held_out:
             by_task.setdefault(s["task"], []).append(s)
         for task, samples in by_task.items():
-            outputs = greedy_eval(model, samples, device, max_new=512)
+            outputs = greedy_eval(model, samples, device)
             exact = sum(o.strip() == s["completion"].strip() for o, s in zip(outputs, samples))
             scores[task] = {"exact_completion": exact / len(samples), "n": len(samples),
                             "example": outputs[0][:300]}
@@ -217,7 +240,7 @@ def main() -> None:
         "parameters": params, "steps": step, "train_seconds": round(train_seconds),
         "batch_tokens": args.batch_tokens, "lr": args.lr, "seed": args.seed,
         "completion_weight": COMPLETION_WEIGHT, "buckets": BUCKETS,
-        "rows": {b: len(r) for b, r in buckets.items()}, "gpu": torch.cuda.get_device_name(),
+        "rows": rows_per_bucket, "gpu": torch.cuda.get_device_name(),
         "log": log, "held_out": scores}, indent=1))
 
 

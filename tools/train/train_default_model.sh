@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The embedded default model, from nothing: writes the character tokenizer, generates the training
 # mixture of the six tasks with the app's own generators (seeds 0..N-1 of each task and length;
-# held-out samples use seeds from 1000000), trains (train.py, seeded) and writes the model folder
-# to $1/model. Runs on the GPU machine from .gpu/ (see pack.sh). Training data seeds start at
+# held-out samples use seeds from 1000000) and the short warm-up samples of curriculum.py, trains
+# (train.py, seeded) and writes the model folder to $1/model. Runs on the GPU machine from .gpu/ (see pack.sh). Training data seeds start at
 # $TRAIN_DATA_SEED (default 0), so a continued run (train.py --init) sees fresh samples.
 set -euo pipefail
 out="${1:?usage: train_default_model.sh OUT_DIR [train.py options]}"
@@ -10,7 +10,7 @@ shift
 here="$(cd "$(dirname "$0")" && pwd)"
 work="${TRAIN_WORK:-/tmp/train-default-model}"
 node="$here/node"
-mkdir -p "$work/data" "$out"
+mkdir -p "$work/data" "$work/warmup" "$out"
 cd "$here"
 python3 char_tokenizer.py "$work/tokenizer"
 
@@ -18,15 +18,19 @@ generate() { # task lengths samples-per-length
   "$node" tasks.mjs --tokenizer "$work/tokenizer" --tasks "$1" --lengths "$2" --samples "$3" \
     --seed "${TRAIN_DATA_SEED:-0}" --out "$work/data/$1.jsonl"
 }
-generate ruler_niah 2048,2560,3072,3584,4096 2400 &
+generate ruler_niah 2048,2560,3072,3584,4096 3000 &
 generate ruler_vt 2560,3072,3584,4096 3000 &
-generate ruler_cwe 2560,3072,3584,4096 1500 &
-generate story_retrieval 3584,4096 5000 &
-generate story_multihop 3072,3584,4096 2700 &
-generate story_filtering 3072,3584,4096 2000 &
-"$node" tasks.mjs --tokenizer "$work/tokenizer" --lengths 4096 --samples 12 --seed 1000000 \
+generate ruler_cwe 2560,3072,3584,4096 1000 &
+generate story_retrieval 2560,3072,3584,4096 3000 &
+generate story_multihop 3072,3584,4096 1500 &
+generate story_filtering 3072,3584,4096 1200 &
+for shard in 0 1 2 3; do
+  python3 curriculum.py --samples 12500 --seed $((${TRAIN_DATA_SEED:-0} + shard)) \
+    --out "$work/warmup/$shard.jsonl" &
+done
+"$node" tasks.mjs --tokenizer "$work/tokenizer" --lengths 4096 --samples 4 --seed 1000000 \
   --out "$work/held_out.jsonl" &
 wait
 
-PYTHONUNBUFFERED=1 python3 train.py --train "$work/data/*.jsonl" --eval "$work/held_out.jsonl" \
+PYTHONUNBUFFERED=1 python3 train.py --train "$work/data/*.jsonl" --warmup-data "$work/warmup/*.jsonl" --eval "$work/held_out.jsonl" \
   --out "$out/model" "$@" 2>&1 | tee "$out/train.log"
