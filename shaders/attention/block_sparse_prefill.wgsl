@@ -1,23 +1,36 @@
 // Block-sparse causal prefill attention over the paged KV cache: dense_prefill.wgsl restricted to a
 // block mask (src/methods/reference/masks.ts), same layouts, lane split and online softmax.
 //
-// Workgroup (x = query head, y = query block) owns the BLOCK_Q queries of one mask row and walks
-// only the key blocks the row lists, so empty blocks are never loaded. A K/V tile holds
-// KEYS_PER_TILE keys as SEGMENT-key segments: a 64-key block spans several tiles when workgroup
-// memory is short, and several 16-key blocks share one tile, so small blocks still fill a load.
-// Per chunk of keys the mask mode is uniform: no mask (full block below the diagonal), causal only
-// (full block on the diagonal), or the partial block's rule evaluated per element.
-// The workgroup also writes how many key blocks it processed, so measured sparsity comes from the
-// kernel itself rather than from the mask.
+// Work split: workgroup (x = query head, y = query tile) owns QUERY_TILE queries, the MASK_ROWS
+// consecutive query blocks (mask rows) of BLOCK_Q queries each: dense prefill's tiling, so each
+// K/V tile load serves as many queries as dense's does. The launcher packs, per query tile, the
+// union of its mask rows' key blocks (ascending), and per (union entry, mask row) a state: absent,
+// full or partial (the bitset rule's slot with it). The workgroup loads only the union's blocks;
+// every invocation scores only the blocks its own mask row lists (a block one of two rows lists
+// measured about 0.8 of one both list on the H200: the idle subgroups' issue slots are not all
+// taken up by the busy ones). The rows of a mask row are whole subgroups on the drivers we run on
+// (32 invocations, 16 rows at 2 lanes per row, BLOCK_Q >= 16), so a block its mask row does not
+// list is skipped by whole subgroups; the lane_sum shuffles under that branch pair lanes of one
+// row, which always branch alike (hence subgroup_uniformity off).
+// A K/V tile holds KEYS_PER_TILE keys as SEGMENT-key segments: a 64-key block spans several tiles,
+// and several 16-key blocks share one, so small blocks still fill a load. Loads: every invocation
+// fetches its words of a tile into registers, all in flight at once (the latency of mask entry,
+// page table and pool, three dependent reads, paid once per tile rather than once per word), then
+// stores them to workgroup memory.
+// Per chunk of keys, a full block applies only the causal mask (none below the diagonal), a
+// partial one its rule per element.
+// The invocations also write how many key blocks their mask row processed, so measured sparsity
+// comes from the kernel itself rather than from the mask.
 #if SUBGROUPS
 enable subgroups;
+diagnostic(off, subgroup_uniformity);
 #endif
 #include "common/paged_kv"
 
 // Defines from the launcher: HEAD_DIM, NUM_KV_HEADS, PAGE_SIZE, KV_F16, SUBGROUPS, LANES,
 // ROWS_PER_THREAD, ROW_GROUPS, KEYS_PER_TILE, KEYS_PER_CHUNK, BLOCK_Q, BLOCK_K,
-// SEGMENT = min(BLOCK_K, KEYS_PER_TILE) and the rule flags
-// RULE_VERTICAL_SLASH, RULE_BITSET (neither: rule 'none', full blocks only).
+// SEGMENT = min(BLOCK_K, KEYS_PER_TILE), MASK_ROWS = QUERY_TILE / BLOCK_Q, FETCH_TILES (true) and
+// the rule flags RULE_VERTICAL_SLASH, RULE_BITSET (neither: rule 'none', full blocks only).
 struct Params {
   num_queries: u32,
   q_start: u32,
@@ -25,9 +38,10 @@ struct Params {
   num_heads: u32,
   group_size: u32,
   num_query_blocks: u32,
-  // Sections of mask_words: row starts at 0, entries (key block * 2 + kind) at entries_offset,
-  // rule words at rule_a (columns / slots) and rule_b (diagonals / bits), rule_stride words apart
-  // (keyWords per head / wordsPerBlock per slot).
+  num_query_tiles: u32,
+  // Sections of mask_words: per (head, query tile) the first union entry at 0, the entries
+  // (key block, then MASK_ROWS states) at entries_offset, the vertical-slash columns at rule_a and
+  // the diagonals or the bitset bits at rule_b, rule_stride words per head or per slot.
   entries_offset: u32,
   rule_a: u32,
   rule_b: u32,
@@ -50,69 +64,64 @@ struct Params {
 
 #include "common/prefill_tiles"
 
-// QUERY_TILE == BLOCK_Q (checked by the launcher).
 const SEGMENTS_PER_BLOCK = BLOCK_K / SEGMENT;
 const SEGMENTS_PER_TILE = KEYS_PER_TILE / SEGMENT;
-const MODE_ALL = 0u;
-const MODE_CAUSAL = 1u;
-const MODE_RULE = 2u;
+const ENTRY_WORDS = 1 + MASK_ROWS;
+// A state word: 0 absent, STATE_FULL, or STATE_PARTIAL + 4 * bitset slot.
+const STATE_FULL = 1u;
+const STATE_PARTIAL = 2u;
 
-fn entry_word(entry: u32) -> u32 {
-  return mask_words[params.entries_offset + entry];
-}
-
-// First key of segment `segment` of the row whose entries start at `first_entry`.
-fn segment_first_key(first_entry: u32, segment: u32) -> u32 {
-  let key_block = entry_word(first_entry + segment / SEGMENTS_PER_BLOCK) >> 1u;
-  return key_block * BLOCK_K + segment % SEGMENTS_PER_BLOCK * SEGMENT;
+fn entry_word(entry: u32, word: u32) -> u32 {
+  return mask_words[params.entries_offset + entry * ENTRY_WORDS + word];
 }
 
 fn mask_bit(word_offset: u32, bit: u32) -> bool {
   return ((mask_words[word_offset + bit / 32u] >> (bit % 32u)) & 1u) == 1u;
 }
 
-// Fills the tile with segments first_segment .. + SEGMENTS_PER_TILE of the row; segments past the
-// row's end or wholly past last_key are skipped (never read), keys past kv_len become zeros.
-fn load_kv_tile(
+// Fetches this invocation's words of tile `load` (segments load * SEGMENTS_PER_TILE ..) of the
+// union whose entries start at first_entry into registers (store_fetched, common/prefill_tiles,
+// writes them to the tiles); segments past the union's end or wholly past last_key are not read,
+// keys past kv_len become zeros.
+fn fetch_tile(
+  load: u32,
   first_entry: u32,
-  first_segment: u32,
   num_segments: u32,
   last_key: u32,
   kv_len: u32,
   kv_head: u32,
   thread: u32,
 ) {
-#if KV_F16
-  const POOL_VEC4S = DIM_VEC4S / 2; // a vec4<u32> of the pool holds 8 halves
-#else
-  const POOL_VEC4S = DIM_VEC4S;
-#endif
-  for (var i = thread; i < KEYS_PER_TILE * POOL_VEC4S; i += THREADS) {
-    let key = i / POOL_VEC4S;
-    let column = i % POOL_VEC4S;
-    let segment = first_segment + key / SEGMENT;
-    if (segment >= num_segments) {
-      break; // keys only grow with i
+  #unroll
+  for (var f = 0u; f < FETCHES; f++) {
+    let i = thread + f * THREADS;
+    let key = i / TILE_POOL_VEC4S;
+    let segment = load * SEGMENTS_PER_TILE + key / SEGMENT;
+    var present = false;
+    var row = 0u;
+    if (i < TILE_WORDS && segment < num_segments) {
+      let block_key = entry_word(first_entry + segment / SEGMENTS_PER_BLOCK, 0u) * BLOCK_K;
+      let segment_key = block_key + segment % SEGMENTS_PER_BLOCK * SEGMENT;
+      let token = segment_key + key % SEGMENT;
+      present = segment_key <= last_key && token < kv_len;
+      if (present) {
+        row = kv_row_word(page_table[token / PAGE_SIZE], kv_head, token % PAGE_SIZE) / 4u;
+      }
     }
-    let segment_key = segment_first_key(first_entry, segment);
-    if (segment_key > last_key) {
-      continue;
-    }
-    let token = segment_key + key % SEGMENT;
-    load_kv_column(key, column, token, kv_len, kv_head);
+    fetch_word(f, thread, present, row);
   }
 }
 
 // Whether a partial block keeps causal element (pos, key); block_row is the row within the query
-// block, entry the mask entry and block_key the block's first key.
-fn rule_keeps(head: u32, pos: u32, key: u32, block_row: u32, entry: u32, block_key: u32) -> bool {
+// block, state the block's state word for it and block_key the block's first key.
+fn rule_keeps(head: u32, pos: u32, key: u32, block_row: u32, state: u32, block_key: u32) -> bool {
 #if RULE_VERTICAL_SLASH
   let head_words = head * params.rule_stride;
   return mask_bit(params.rule_a + head_words, key) ||
     mask_bit(params.rule_b + head_words, pos - key);
 #else
 #if RULE_BITSET
-  let slot = mask_words[params.rule_a + entry];
+  let slot = state >> 2u;
   return mask_bit(params.rule_b + slot * params.rule_stride, block_row * BLOCK_K + key - block_key);
 #else
   return true; // rule 'none' has no partial blocks
@@ -122,25 +131,28 @@ fn rule_keeps(head: u32, pos: u32, key: u32, block_row: u32, entry: u32, block_k
 
 // Bit c set iff row pos keeps key first_key + c.
 fn chunk_keep(
-  mode: u32,
+  state: u32,
   first_key: u32,
   pos: u32,
   head: u32,
   block_row: u32,
-  entry: u32,
   block_key: u32,
 ) -> u32 {
-  if (mode == MODE_ALL) {
-    return 0xffffffffu;
+  var causal = 0xffffffffu;
+  if (first_key > pos) {
+    causal = 0u;
+  } else if (first_key + KEYS_PER_CHUNK > pos + 1u) {
+    causal = (1u << (pos + 1u - first_key)) - 1u; // 1 .. KEYS_PER_CHUNK - 1 keys
+  }
+  if ((state & 3u) != STATE_PARTIAL || causal == 0u) {
+    return causal;
   }
   var bits = 0u;
   // Not unrolled: only a bitmask comes out, and the rule's code would repeat per key and row.
   for (var c = 0u; c < KEYS_PER_CHUNK; c++) {
     let key = first_key + c;
-    var kept = key <= pos;
-    if (kept && mode == MODE_RULE) {
-      kept = rule_keeps(head, pos, key, block_row, entry, block_key);
-    }
+    let causal_kept = ((causal >> c) & 1u) == 1u;
+    let kept = causal_kept && rule_keeps(head, pos, key, block_row, state, block_key);
     bits |= select(0u, 1u << c, kept);
   }
   return bits;
@@ -148,16 +160,15 @@ fn chunk_keep(
 
 // Scores, online softmax update and P @ V for tile keys [tile_key, tile_key + KEYS_PER_CHUNK),
 // absolute keys from first_key; row r of this invocation sits at position row_pos + r and at row
-// block_row + r of the query block.
+// block_row + r of its query block.
 fn attend_chunk(
   tile_key: u32,
   first_key: u32,
   row_pos: u32,
   block_row: u32,
   lane: u32,
-  mode: u32,
+  state: u32,
   head: u32,
-  entry: u32,
   block_key: u32,
 ) {
   var scores: array<array<f32, KEYS_PER_CHUNK>, ROWS_PER_THREAD>;
@@ -182,7 +193,7 @@ fn attend_chunk(
 
   #unroll
   for (var r = 0u; r < ROWS_PER_THREAD; r++) {
-    let keep = chunk_keep(mode, first_key, row_pos + r, head, block_row + r, entry, block_key);
+    let keep = chunk_keep(state, first_key, row_pos + r, head, block_row + r, block_key);
     var chunk_max = NEG_BIG;
     #unroll
     for (var c = 0u; c < KEYS_PER_CHUNK; c++) {
@@ -229,12 +240,15 @@ fn main(
 ) {
   let head = workgroup.x;
   let kv_head = head / params.group_size;
-  // Later query blocks (more causal keys) start first.
-  let query_block = num_workgroups.y - 1u - workgroup.y;
-  let first_query = query_block * QUERY_TILE;
+  // Later query tiles (more causal keys) start first.
+  let query_tile = num_workgroups.y - 1u - workgroup.y;
+  let first_query = query_tile * QUERY_TILE;
   let lane = thread % LANES;
-  let block_row = thread / LANES * ROWS_PER_THREAD;
-  let first_row = first_query + block_row;
+  let tile_row = thread / LANES * ROWS_PER_THREAD;
+  let mask_row = tile_row / BLOCK_Q;
+  let block_row = tile_row % BLOCK_Q;
+  let first_row = first_query + tile_row;
+  let query_block = query_tile * MASK_ROWS + mask_row;
   let kv_len = params.q_start + params.num_queries;
 
   #unroll
@@ -254,53 +268,52 @@ fn main(
     row_sum[r] = 0.0;
   }
 
-  let mask_row = head * params.num_query_blocks + query_block;
-  let first_entry = mask_words[mask_row];
-  let num_segments = (mask_words[mask_row + 1u] - first_entry) * SEGMENTS_PER_BLOCK;
-  let unmasked_keys = params.q_start + first_query + 1u;
+  let tile_index = head * params.num_query_tiles + query_tile;
+  let first_entry = mask_words[tile_index];
+  let num_segments = (mask_words[tile_index + 1u] - first_entry) * SEGMENTS_PER_BLOCK;
+  let num_loads = (num_segments + SEGMENTS_PER_TILE - 1u) / SEGMENTS_PER_TILE;
+  // The last key any row of the tile sees, and the last one this invocation's query block sees.
   let last_key = min(params.q_start + first_query + QUERY_TILE, kv_len) - 1u;
+  let block_last_key = min(params.q_start + first_query + (mask_row + 1u) * BLOCK_Q, kv_len) - 1u;
   var processed = 0u;
-  for (var first_segment = 0u; first_segment < num_segments; first_segment += SEGMENTS_PER_TILE) {
+  for (var load = 0u; load < num_loads; load++) {
     workgroupBarrier(); // every invocation is done with the previous tile
-    load_kv_tile(first_entry, first_segment, num_segments, last_key, kv_len, kv_head, thread);
+    fetch_tile(load, first_entry, num_segments, last_key, kv_len, kv_head, thread);
+    store_fetched(thread);
     workgroupBarrier();
-    let tile_segments = min(SEGMENTS_PER_TILE, num_segments - first_segment);
+    let tile_segments = min(SEGMENTS_PER_TILE, num_segments - load * SEGMENTS_PER_TILE);
     for (var s = 0u; s < tile_segments; s++) {
-      let segment = first_segment + s;
+      let segment = load * SEGMENTS_PER_TILE + s;
       let entry = first_entry + segment / SEGMENTS_PER_BLOCK;
-      let word = entry_word(entry);
-      let block_key = (word >> 1u) * BLOCK_K;
-      let segment_key = block_key + segment % SEGMENTS_PER_BLOCK * SEGMENT;
-      if (segment % SEGMENTS_PER_BLOCK == 0u) {
-        processed++;
-      }
-      for (var c = 0u; c < SEGMENT; c += KEYS_PER_CHUNK) {
-        let chunk_key = segment_key + c;
-        if (chunk_key > last_key) {
-          break;
+      let state = entry_word(entry, 1u + mask_row);
+      // Uniform over the query block's invocations (whole subgroups): see the header.
+      if (state != 0u) {
+        let block_key = entry_word(entry, 0u) * BLOCK_K;
+        let segment_key = block_key + segment % SEGMENTS_PER_BLOCK * SEGMENT;
+        if (segment % SEGMENTS_PER_BLOCK == 0u) {
+          processed++;
         }
-        var mode = MODE_ALL;
-        if ((word & 1u) == 1u) {
-          mode = MODE_RULE;
-        } else if (chunk_key + KEYS_PER_CHUNK > unmasked_keys) {
-          mode = MODE_CAUSAL;
+        for (var c = 0u; c < SEGMENT; c += KEYS_PER_CHUNK) {
+          let chunk_key = segment_key + c;
+          if (chunk_key > block_last_key) {
+            break;
+          }
+          attend_chunk(
+            s * SEGMENT + c,
+            chunk_key,
+            params.q_start + first_row,
+            block_row,
+            lane,
+            state,
+            head,
+            block_key,
+          );
         }
-        attend_chunk(
-          s * SEGMENT + c,
-          chunk_key,
-          params.q_start + first_row,
-          block_row,
-          lane,
-          mode,
-          head,
-          entry,
-          block_key,
-        );
       }
     }
   }
-  if (thread == 0u) {
-    counts[mask_row] = processed;
+  if (lane == 0u && block_row == 0u && query_block < params.num_query_blocks) {
+    counts[head * params.num_query_blocks + query_block] = processed;
   }
 
   #unroll

@@ -48,15 +48,19 @@ struct Params {
 #endif
 #if BLASST
 // BLASST (src/methods/reference/blasst.ts) over blocks of ROWS * UNROLL tokens, split-K like the
-// dense kernel: every split is its own BLASST walk over its blocks (tokens_per_split is a multiple
-// of the block), in the given order applied to the split's blocks, with its own running max. That
-// is valid for the online softmax: the skip test only chooses which blocks enter the sum, and the
-// reduce pass merges whatever each split kept exactly. A split sees only its own blocks, so its
-// first visited block is always kept. Per block the K half is loaded and scored; each query head g
-// of the group votes skip when m_blk - m < log2(lambda), m the split's running max of head g over
-// its kept blocks (nothing seen yet votes keep). The block is skipped, V never loaded, only when
-// all GROUP heads vote skip: the decision is per KV head, uniform over the GQA group. counts is
-// [kv_head][split][skipped, kept]; the reduce pass sums it per KV head. Not with PAGE_LIST.
+// dense kernel: every split is its own BLASST walk with its own running max, and the reduce pass
+// merges whatever each split kept exactly (skipping only chooses which blocks enter the sum). A
+// split visits the cache's anchor blocks first, as the sequential walk does (natural: block 0;
+// sink-and-most-recent-first: the last block, then block 0), then its own other blocks ascending.
+// An anchor block is summed and counted only by the split that owns it; in the other splits it
+// only raises the running max the skip test compares with, so no split starts from nothing and
+// keeps its first block by default (with one split this is the sequential walk). Per block the K
+// half is loaded and scored; each query head g of the group votes skip when m_blk - m <
+// log2(lambda), m the split's running max of head g over the blocks it visited (nothing seen yet
+// votes keep; a skipped block is below m, so kept blocks alone give the same m). The block is
+// skipped, V never loaded, only when all GROUP heads vote skip: the decision is per KV head,
+// uniform over the GQA group. counts is [kv_head][split][skipped, kept] over the split's own
+// blocks; the reduce pass sums it per KV head. Not with PAGE_LIST.
 @group(0) @binding(7) var<storage, read_write> counts: array<u32>;
 #endif
 
@@ -133,26 +137,39 @@ fn row_sum(
 }
 
 #if BLASST
-// First token of the split's b-th visited block. Sink-and-most-recent-first: the split's last
-// block, its first, then the rest ascending.
-fn block_start(begin: u32, b: u32, num_blocks: u32) -> u32 {
-  let block = select(b, select(b - 1u, num_blocks - 1u, b == 0u), params.order == 1u);
-  return begin + block * ROWS * UNROLL;
+const BLOCK = ROWS * UNROLL;
+
+// The cache's blocks a split visits before its own (see above): anchor 0 is the last block with
+// sink-and-most-recent-first (one anchor when the cache is one block), block 0 otherwise.
+fn anchor_count(num_blocks: u32) -> u32 {
+  return select(1u, 2u, params.order == 1u && num_blocks > 1u);
 }
 
-// This invocation's share of the K rows of the block starting at t0 (rows past `end` re-read the
-// last token).
+fn anchor_block(a: u32, num_blocks: u32) -> u32 {
+  return select(0u, num_blocks - 1u, a == 0u && anchor_count(num_blocks) == 2u);
+}
+
+fn is_anchor(block: u32, num_blocks: u32) -> bool {
+  return block == 0u || (anchor_count(num_blocks) == 2u && block == num_blocks - 1u);
+}
+
+// Block b of the split's visits: the anchors, then its own non-anchor blocks lo, lo + 1, ...
+fn visit_block(b: u32, anchors: u32, lo: u32, num_blocks: u32) -> u32 {
+  return select(lo + b - anchors, anchor_block(b, num_blocks), b < anchors);
+}
+
+// This invocation's share of the K rows of a block (rows past the cache's end re-read its last
+// token).
 fn load_block_k(
   kv_head: u32,
-  t0: u32,
-  end: u32,
+  block: u32,
   row: u32,
   lane: u32,
 ) -> array<vec4<u32>, UNROLL * VECS_PER_LANE> {
   var k_raw: array<vec4<u32>, UNROLL * VECS_PER_LANE>;
   #unroll
   for (var r = 0u; r < UNROLL; r++) {
-    let t = min(t0 + r * ROWS + row, end - 1u);
+    let t = min(block * BLOCK + r * ROWS + row, params.kv_len - 1u);
     let word = kv_row_word(physical_page(kv_head, t), kv_head, t % PAGE_SIZE);
     #unroll
     for (var c = 0u; c < VECS_PER_LANE; c++) {
@@ -201,12 +218,24 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
   var skipped = 0u;
   var kept = 0u;
-  let num_blocks = (end - begin + ROWS * UNROLL - 1u) / (ROWS * UNROLL);
-  // The K half of the next block is loaded together with the V half of the current one (or alone
-  // when it is skipped): one memory round trip per block rather than two.
-  var k_next = load_block_k(kv_head, block_start(begin, 0u, num_blocks), end, row, lane);
-  for (var b = 0u; b < num_blocks; b++) {
-    let t0 = block_start(begin, b, num_blocks);
+  let num_blocks = (params.kv_len + BLOCK - 1u) / BLOCK;
+  let anchors = anchor_count(num_blocks);
+  // The split's own blocks [first, last); its non-anchor ones [lo, hi) are contiguous, as the
+  // anchors are the cache's first and last blocks.
+  let first = begin / BLOCK;
+  let last = (end + BLOCK - 1u) / BLOCK;
+  let lo = first + u32(is_anchor(first, num_blocks));
+  let hi = last - u32(last - 1u >= lo && is_anchor(last - 1u, num_blocks));
+  let visits = anchors + hi - lo;
+  // The K half of the next block is loaded as soon as the current one is scored, so it is in
+  // flight during the skip decision and together with the V half of the current one (if kept):
+  // about one memory round trip per block rather than two.
+  var k_next = load_block_k(kv_head, visit_block(0u, anchors, lo, num_blocks), row, lane);
+  for (var b = 0u; b < visits; b++) {
+    let block = visit_block(b, anchors, lo, num_blocks);
+    let owned = first <= block && block < last;
+    let t0 = block * BLOCK;
+    let block_end = min(t0 + BLOCK, params.kv_len);
     let k_raw = k_next;
 
     var partial = array<f32, UNROLL * GROUP>();
@@ -224,6 +253,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         }
       }
     }
+    if (b + 1u < visits) {
+      k_next = load_block_k(kv_head, visit_block(b + 1u, anchors, lo, num_blocks), row, lane);
+    }
     let scores = row_sum(partial, lid, row);
 
     // The block max per head: this row's tokens, then all rows through row_ml.
@@ -234,7 +266,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
     #unroll
     for (var r = 0u; r < UNROLL; r++) {
-      let valid = t0 + r * ROWS + row < end;
+      let valid = t0 + r * ROWS + row < block_end;
       #unroll
       for (var g = 0u; g < GROUP; g++) {
         own_max[g] = select(own_max[g], max(own_max[g], scores[r * GROUP + g]), valid);
@@ -260,13 +292,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       let above = wg_m[g] == NEG_BIG || bm - wg_m[g] >= params.log2_lambda;
       keep = keep || (bm > NEG_BIG && above);
     }
+    keep = keep && owned;
     workgroupBarrier(); // row_ml is rewritten by the next block
     // keep is the same in every invocation, but not provably uniform: no barrier below.
     var v_raw: array<vec4<u32>, UNROLL * VECS_PER_LANE>;
     if (keep) {
       #unroll
       for (var r = 0u; r < UNROLL; r++) {
-        let t = min(t0 + r * ROWS + row, end - 1u);
+        let t = min(t0 + r * ROWS + row, block_end - 1u);
         let word = kv_row_word(physical_page(kv_head, t), kv_head, t % PAGE_SIZE);
         #unroll
         for (var c = 0u; c < VECS_PER_LANE; c++) {
@@ -274,19 +307,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         }
       }
     }
-    if (b + 1u < num_blocks) {
-      k_next = load_block_k(kv_head, block_start(begin, b + 1u, num_blocks), end, row, lane);
+    if (owned) {
+      skipped += u32(!keep);
+      kept += u32(keep);
     }
-    if (!keep) {
-      skipped += 1u;
-    } else {
-      kept += 1u;
+    // A kept block, or another split's anchor, raises the running max of the skip test.
+    if (keep || !owned) {
       #unroll
       for (var g = 0u; g < GROUP; g++) {
         wg_m[g] = max(wg_m[g], block_max[g]);
       }
+    }
+    if (keep) {
       for (var r = 0u; r < UNROLL; r++) {
-        if (t0 + r * ROWS + row >= end) {
+        if (t0 + r * ROWS + row >= block_end) {
           continue;
         }
         #unroll

@@ -33,8 +33,9 @@ enable subgroups;
 #include "common/paged_kv"
 
 // Defines from the launcher: HEAD_DIM, NUM_KV_HEADS, PAGE_SIZE, KV_F16, SUBGROUPS, LANES,
-// ROWS_PER_THREAD, ROW_GROUPS, KEYS_PER_TILE, KEYS_PER_CHUNK, BLASST (optional). The head counts are uniforms rather than defines: they only enter addresses, once per invocation,
-// and models (and tests) with different GQA shapes then share one pipeline.
+// ROWS_PER_THREAD, ROW_GROUPS, KEYS_PER_TILE, KEYS_PER_CHUNK, and for BLASST (optional) BLASST
+// and FETCH_TILES. The head counts are uniforms rather than defines: they only enter addresses,
+// once per invocation, and models (and tests) with different GQA shapes then share one pipeline.
 struct Params {
   num_queries: u32,
   q_start: u32,
@@ -152,59 +153,41 @@ fn attend_chunk(tile_key: u32, first_key: u32, row_pos: u32, lane: u32, masked: 
 
 #if BLASST
 // BLASST (block skipping in the online-softmax loop, src/methods/reference/blasst.ts): a KV tile
-// is one block. Its K half is loaded and scored first (each row's block max m_blk); every row votes
-// skip when it sees no key of the tile or m_blk - m < log2(lambda) with m its running max (a row
-// that has seen nothing yet votes keep; rows past num_queries vote skip). Only when some row votes
-// keep does the workgroup load the V half and run the softmax update and P @ V on the scores it
-// kept in registers (attend_scores): a kept tile costs what dense's does, a skipped one its Q K^T.
-var<workgroup> keep_votes: atomic<u32>;
-var<workgroup> keep_flag: u32;
+// is one block. Its scores are computed first (each row's block max m_blk); every row votes skip
+// when it sees no key of the tile or m_blk - m < log2(lambda) with m its running max (a row that
+// has seen nothing yet votes keep; rows past num_queries vote skip). Only when some row votes keep
+// does the workgroup run the softmax update and P @ V on the scores it kept in registers
+// (attend_scores): a kept tile costs what dense's does, a skipped one its Q K^T.
+// Loads: a tile's K and V words are fetched together into registers, all in flight at once
+// (FETCH_TILES in common/prefill_tiles), then stored to workgroup memory. V is fetched with K even
+// for tiles that end up skipped: one memory round trip per tile, and no barrier between the
+// decision and P @ V. (Fetching the next tile during the current one's math measured slower on
+// the H200: 17.9 against 18.5 ms at 8K; the registers it holds are what this kernel lacks.)
+// The vote: one atomic per tile, two slots used alternately, so one barrier orders the votes
+// before the read, and the other slot is cleared for the next tile meanwhile.
+var<workgroup> keep_votes: array<atomic<u32>, 2>;
 
-// Copies the K (is_v false) or V half of keys [first_key, first_key + KEYS_PER_TILE) into k_tile
-// or v_tile, as load_kv_tile does for both.
-fn load_tile_half(first_key: u32, kv_len: u32, kv_head: u32, thread: u32, is_v: bool) {
-#if KV_F16
-  const POOL_VEC4S = DIM_VEC4S / 2;
-#else
-  const POOL_VEC4S = DIM_VEC4S;
-#endif
-  for (var i = thread; i < KEYS_PER_TILE * POOL_VEC4S; i += THREADS) {
-    let key = i / POOL_VEC4S;
-    let column = i % POOL_VEC4S;
-    let token = first_key + key;
-    let present = token < kv_len;
-    var word = 0u;
+// Fetches this invocation's words of keys [first_key, first_key + KEYS_PER_TILE) (zeros past
+// kv_len) into registers; store_fetched (common/prefill_tiles) writes them to the tiles.
+fn fetch_tile(first_key: u32, kv_len: u32, kv_head: u32, thread: u32) {
+  #unroll
+  for (var f = 0u; f < FETCHES; f++) {
+    let i = thread + f * THREADS;
+    let token = first_key + i / TILE_POOL_VEC4S;
+    let present = i < TILE_WORDS && token < kv_len;
+    var row = 0u;
     if (present) {
-      word = kv_row_word(page_table[token / PAGE_SIZE], kv_head, token % PAGE_SIZE) / 4u + column;
+      row = kv_row_word(page_table[token / PAGE_SIZE], kv_head, token % PAGE_SIZE) / 4u;
     }
-#if KV_F16
-    var raw = vec4(0u);
-    if (present) {
-      raw = select(k_pool[word], v_pool[word], is_v);
-    }
-    let lo = vec4(unpack2x16float(raw.x), unpack2x16float(raw.y));
-    let hi = vec4(unpack2x16float(raw.z), unpack2x16float(raw.w));
-    let c0 = 2u * column;
-    let c1 = 2u * column + 1u;
-    if (is_v) {
-      v_tile[key][c0 / LANES][c0 % LANES] = lo;
-      v_tile[key][c1 / LANES][c1 % LANES] = hi;
-    } else {
-      k_tile[key][c0 / LANES][c0 % LANES] = lo;
-      k_tile[key][c1 / LANES][c1 % LANES] = hi;
-    }
-#else
-    var x = vec4(0.0);
-    if (present) {
-      x = select(k_pool[word], v_pool[word], is_v);
-    }
-    if (is_v) {
-      v_tile[key][column / LANES][column % LANES] = x;
-    } else {
-      k_tile[key][column / LANES][column % LANES] = x;
-    }
-#endif
+    fetch_word(f, thread, present, row);
   }
+}
+
+// First key of the i-th visited of num_tiles tiles. Sink-and-most-recent-first: the diagonal
+// tile, then tile 0, then the rest ascending.
+fn visited_first_key(i: u32, num_tiles: u32) -> u32 {
+  let tile = select(i, select(i - 1u, num_tiles - 1u, i == 0u), params.order == 1u);
+  return tile * KEYS_PER_TILE;
 }
 
 // The scores of tile keys [tile_key, tile_key + KEYS_PER_CHUNK) (absolute positions from
@@ -331,11 +314,10 @@ fn main(
   var kept = 0u;
   let num_tiles = last_key / KEYS_PER_TILE + 1u;
   for (var i = 0u; i < num_tiles; i++) {
-    // Sink-and-most-recent-first: the diagonal tile, then tile 0, then the rest ascending.
-    let tile = select(i, select(i - 1u, num_tiles - 1u, i == 0u), params.order == 1u);
-    let first_key = tile * KEYS_PER_TILE;
+    let first_key = visited_first_key(i, num_tiles);
     workgroupBarrier(); // every invocation is done with the previous tile
-    load_tile_half(first_key, kv_len, kv_head, thread, false);
+    fetch_tile(first_key, kv_len, kv_head, thread);
+    store_fetched(thread);
     workgroupBarrier();
     let masked = first_key + KEYS_PER_TILE > unmasked_keys;
     let tile_keys = min(KEYS_PER_TILE, last_key + 1u - first_key);
@@ -375,33 +357,33 @@ fn main(
       keep = keep || (sees && above);
     }
     if (keep) {
-      atomicOr(&keep_votes, 1u);
+      atomicOr(&keep_votes[i & 1u], 1u);
     }
     workgroupBarrier();
+    // The same value in every invocation; the branch below holds no barrier and no subgroup
+    // operation, so it needs no uniform load (and its barrier).
+    let keep_tile = atomicLoad(&keep_votes[i & 1u]) != 0u;
     if (thread == 0u) {
-      keep_flag = atomicLoad(&keep_votes);
-      atomicStore(&keep_votes, 0u);
+      atomicStore(&keep_votes[(i + 1u) & 1u], 0u);
     }
-    if (workgroupUniformLoad(&keep_flag) == 0u) {
-      skipped += 1u;
-      continue;
-    }
-    kept += 1u;
-    load_tile_half(first_key, kv_len, kv_head, thread, true);
-    workgroupBarrier();
-    #unroll
-    for (var chunk = 0u; chunk < TILE_CHUNKS; chunk++) {
-      if (chunk * KEYS_PER_CHUNK < tile_keys) {
-        let tile_key = chunk * KEYS_PER_CHUNK;
-        attend_scores(
-          tile_scores[chunk],
-          tile_key,
-          first_key + tile_key,
-          params.q_start + first_row,
-          lane,
-          masked,
-        );
+    if (keep_tile) {
+      kept += 1u;
+      #unroll
+      for (var chunk = 0u; chunk < TILE_CHUNKS; chunk++) {
+        if (chunk * KEYS_PER_CHUNK < tile_keys) {
+          let tile_key = chunk * KEYS_PER_CHUNK;
+          attend_scores(
+            tile_scores[chunk],
+            tile_key,
+            first_key + tile_key,
+            params.q_start + first_row,
+            lane,
+            masked,
+          );
+        }
       }
+    } else {
+      skipped += 1u;
     }
   }
   if (thread == 0u) {

@@ -1,8 +1,8 @@
 // State shared by the prefill kernels (dense and block-sparse): LANES invocations share
 // ROWS_PER_THREAD query rows, each lane owning LANE_VEC4S 16-byte columns of the head dim; the K and
 // V tiles of KEYS_PER_TILE keys live in workgroup memory. Needs HEAD_DIM, LANES, ROW_GROUPS,
-// ROWS_PER_THREAD, KEYS_PER_TILE, PAGE_SIZE and the flags SUBGROUPS and KV_F16, and comes after
-// common/paged_kv.
+// ROWS_PER_THREAD, KEYS_PER_TILE, PAGE_SIZE and the flags SUBGROUPS, KV_F16 and FETCH_TILES
+// (optional), and comes after common/paged_kv.
 const THREADS = ROW_GROUPS * LANES;
 const QUERY_TILE = ROW_GROUPS * ROWS_PER_THREAD;
 const DIM_VEC4S = HEAD_DIM / 4;
@@ -62,6 +62,67 @@ fn load_kv_column(key: u32, column: u32, token: u32, kv_len: u32, kv_head: u32) 
   store_tile_vec4(key, column, k, v);
 #endif
 }
+
+#if FETCH_TILES
+// Register-staged tile loads (BLASST and block-sparse prefill; dense prefill loads directly):
+// every invocation fetches its FETCHES 16-byte words of a tile's K and V rows into registers, all
+// in flight at once, then store_fetched writes them to k_tile and v_tile, so a tile costs one
+// memory round trip. Word i of a tile is key i / TILE_POOL_VEC4S, 16-byte column
+// i % TILE_POOL_VEC4S of the pool row.
+#if KV_F16
+alias PoolWord = vec4<u32>;
+const TILE_POOL_VEC4S = DIM_VEC4S / 2; // a vec4<u32> of the pool holds 8 halves
+#else
+alias PoolWord = vec4<f32>;
+const TILE_POOL_VEC4S = DIM_VEC4S;
+#endif
+const TILE_WORDS = KEYS_PER_TILE * TILE_POOL_VEC4S;
+const FETCHES = (TILE_WORDS + THREADS - 1) / THREADS;
+var<private> k_fetch: array<PoolWord, FETCHES>;
+var<private> v_fetch: array<PoolWord, FETCHES>;
+
+// Fetch f of this invocation: the K and V words of pool row `row` (a u32 index / 4), or zeros.
+fn fetch_word(f: u32, thread: u32, present: bool, row: u32) {
+  var k = PoolWord();
+  var v = PoolWord();
+  if (present) {
+    let word = row + (thread + f * THREADS) % TILE_POOL_VEC4S;
+    k = k_pool[word];
+    v = v_pool[word];
+  }
+  k_fetch[f] = k;
+  v_fetch[f] = v;
+}
+
+fn store_fetched(thread: u32) {
+  #unroll
+  for (var f = 0u; f < FETCHES; f++) {
+    let i = thread + f * THREADS;
+    if (i < TILE_WORDS) {
+      let key = i / TILE_POOL_VEC4S;
+      let column = i % TILE_POOL_VEC4S;
+      let k = k_fetch[f];
+      let v = v_fetch[f];
+#if KV_F16
+      store_tile_vec4(
+        key,
+        2u * column,
+        vec4(unpack2x16float(k.x), unpack2x16float(k.y)),
+        vec4(unpack2x16float(v.x), unpack2x16float(v.y)),
+      );
+      store_tile_vec4(
+        key,
+        2u * column + 1u,
+        vec4(unpack2x16float(k.z), unpack2x16float(k.w)),
+        vec4(unpack2x16float(v.z), unpack2x16float(v.w)),
+      );
+#else
+      store_tile_vec4(key, column, k, v);
+#endif
+    }
+  }
+}
+#endif
 
 // Sum over the LANES invocations of a row group; every lane gets the total.
 fn lane_sum(partial: f32) -> f32 {

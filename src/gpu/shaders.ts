@@ -72,7 +72,7 @@ function expand(name: string, defines: ShaderDefines, included: Set<string>): st
   return out.join('\n');
 }
 
-const isDirective = (line: string) => /^\s*(enable|requires|diagnostic)\s/.test(line);
+const isDirective = (line: string) => /^\s*(enable\s|requires\s|diagnostic\s*\()/.test(line);
 
 /**
  * The WGSL text of shaders/<name>.wgsl with its includes pasted and its defines set. Directives

@@ -10,11 +10,13 @@
  *
  * Decode: split-K like dense decode. The cache is cut into splits of `blocksPerSplit` blocks of
  * `blockTokens` tokens, one workgroup per (split, KV head), and every split is its own BLASST walk
- * with its own running max (the visit order applied to the split's blocks); the reduce pass merges
- * the splits exactly, as for dense decode. Keeping a running max per split is valid for the online
- * softmax (skipping only chooses which blocks enter the sum); it costs some skipping, as each
- * split's first visited block is always kept. One split (blocksPerSplit >= the cache's blocks) is
- * the reference's sequential walk. The workgroup serves the whole GQA group, so the decision is
+ * with its own running max; the reduce pass merges the splits exactly, as for dense decode
+ * (skipping only chooses which blocks enter the sum). Each split first visits the cache's anchor
+ * blocks, the head of the order's sequential walk (natural: block 0; sink-recent-first: the last
+ * block, then block 0), then its own other blocks ascending; an anchor it does not own only raises
+ * its running max (scored, K only: not summed or counted). So every split tests its blocks against
+ * the sink's (and the recent block's) max instead of keeping its first block for want of one; one
+ * split (blocksPerSplit >= the cache's blocks) is the reference's sequential walk. The workgroup serves the whole GQA group, so the decision is
  * uniform over the group: a block is skipped only when all query heads of the KV head vote skip.
  * The reference's blasstDecode decides per query head; with one split the two agree when the group
  * size is 1, and otherwise equal the reference run with the group's query heads as the rows of one
@@ -96,7 +98,7 @@ export function blasstPrefillCountsBytes(
   return params.numHeads * Math.ceil(params.numQueries / config.queryTile) * 2 * 4;
 }
 
-/** Workgroup memory of BLASST's vote (an atomic and a flag, as Dawn lays them out). */
+/** Workgroup memory of BLASST's vote (two atomics; 32 bytes leaves room for Dawn's layout). */
 const voteBytes = 32;
 
 /**
@@ -206,8 +208,8 @@ export interface BlasstDecodeOptions extends BlasstOptions {
   /** Tokens per skippable block: a multiple of the plan's token rows; 64 by default. */
   blockTokens?: number;
   /**
-   * Blocks per split (per workgroup): more splits mean more parallel work, fewer mean fewer
-   * always-kept first blocks. Infinity walks the whole cache in one split per KV head.
+   * Blocks per split (per workgroup): more splits mean more parallel work, fewer mean fewer anchor
+   * blocks scored twice. Infinity walks the whole cache in one split per KV head.
    */
   blocksPerSplit?: number;
 }

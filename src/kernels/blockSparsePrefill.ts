@@ -1,7 +1,8 @@
 /**
  * Block-sparse causal prefill attention (shaders/attention/block_sparse_prefill.wgsl): the dense
  * prefill kernel restricted to a BlockMask (src/methods/reference/masks.ts), with a per (head,
- * query block) count of the key blocks the kernel processed.
+ * query block) count of the key blocks the kernel processed. The mask's CSR form (packMask) is
+ * also what the attention map reads; the kernel reads it regrouped per query tile (packTileMask).
  */
 import {
   bindGroup,
@@ -13,8 +14,13 @@ import {
 } from '../gpu/buffers';
 import type { GpuContext } from '../gpu/context';
 import type { RecordDispatches } from '../gpu/timer';
-import { BLOCK_PARTIAL, type BlockMask } from '../methods/reference/masks';
-import type { HostPrefillInput, PrefillBuffers, PrefillParams } from './densePrefill';
+import { BLOCK_PARTIAL, ceilDiv, type BlockMask } from '../methods/reference/masks';
+import {
+  prefillTileConfig,
+  type HostPrefillInput,
+  type PrefillBuffers,
+  type PrefillParams,
+} from './densePrefill';
 import { groupSize } from './layout';
 import { packPagedPool, pagesFor } from './pagedKv';
 
@@ -32,9 +38,9 @@ export interface BlockSparseTileConfig {
   lanesPerRow: number;
   rowsPerThread: number;
   threads: number;
-  /** Queries per workgroup: the mask's blockQ. */
+  /** Queries per workgroup: threads / lanesPerRow * rowsPerThread, a multiple of the mask's blockQ. */
   queryTile: number;
-  /** Keys per K and V tile in workgroup memory (16, 32 or 64). */
+  /** Keys per K and V tile in workgroup memory (16 or 32). */
   keyTile: number;
   keyChunk: number;
   /** Keys of one block that one tile load takes: min(blockK, keyTile). */
@@ -43,10 +49,14 @@ export interface BlockSparseTileConfig {
 }
 
 /**
- * As prefillTileConfig (2 lanes per row, 1 row per lane pair, keys scored 8 at a time, K/V tiles of
- * up to 32 keys: the tiling the H100 ran fastest), with the query tile pinned to blockQ, so 64-query
- * blocks take 128 invocations. The key tile is a power of two so that a tile holds whole 16-key
- * blocks or an exact part of a 64-key block.
+ * Dense prefill's tiling (prefillTileConfig: 2 lanes per row, 1 row per lane pair, 256
+ * invocations, so 128 queries per workgroup, keys scored 8 at a time, K/V tiles of up to 32 keys):
+ * a workgroup covers queryTile / blockQ mask rows and loads each key block they list once for all
+ * of them. On the H200 at 8K, 32/8 heads, d 128, against one 64-query mask row per workgroup:
+ * 3.86 against 4.78 ms on an even mask at s 0.9 (a quarter of the blocks a tile loads serve both
+ * its rows), about 4.0 against 7.0 ms on Vertical-Slash masks at s 0.89 (rows share most). The key
+ * tile is a power of two so that a tile holds whole 16-key blocks or an exact part of a 64-key
+ * block.
  */
 export function blockSparseTileConfig(
   ctx: GpuContext,
@@ -63,31 +73,24 @@ export function blockSparseTileConfig(
         `(query and key), got blockQ=${blockQ} blockK=${blockK}`,
     );
   }
-  const { subgroups, maxWorkgroupStorageBytes, maxInvocationsPerWorkgroup } = ctx.caps;
-  const lanesPerRow = subgroups ? 2 : 1;
-  const rowsPerThread = 1;
-  const keyChunk = 8;
-  const threads = (blockQ / rowsPerThread) * lanesPerRow;
-  if (threads > maxInvocationsPerWorkgroup) {
-    throw new Error(`block-sparse prefill: ${threads} invocations exceed the device's limit`);
-  }
+  const dense = prefillTileConfig(ctx, headDim);
   const bytesPerKey = 2 * headDim * 4;
   const keyTile = [32, 16].find(
-    (keys) => keys >= keyChunk && keys * bytesPerKey <= maxWorkgroupStorageBytes,
+    (keys) => keys >= dense.keyChunk && keys * bytesPerKey <= ctx.caps.maxWorkgroupStorageBytes,
   );
   if (keyTile === undefined) {
     throw new Error(
-      `block-sparse prefill: ${maxWorkgroupStorageBytes} B of workgroup memory is too little`,
+      `block-sparse prefill: ${ctx.caps.maxWorkgroupStorageBytes} B of workgroup memory is too little`,
     );
   }
   return {
-    subgroups,
-    lanesPerRow,
-    rowsPerThread,
-    threads,
-    queryTile: blockQ,
+    subgroups: dense.subgroups,
+    lanesPerRow: dense.lanesPerRow,
+    rowsPerThread: dense.rowsPerThread,
+    threads: dense.threads,
+    queryTile: dense.queryTile,
     keyTile,
-    keyChunk,
+    keyChunk: dense.keyChunk,
     segment: Math.min(blockK, keyTile),
     workgroupBytes: keyTile * bytesPerKey,
   };
@@ -130,6 +133,88 @@ export function packMask(mask: BlockMask): PackedMask {
   return { words, entriesOffset, ruleA, ruleB, ruleStride };
 }
 
+/** The mask regrouped per query tile (see the shader's header and Params). */
+export interface PackedTileMask {
+  words: Uint32Array;
+  numQueryTiles: number;
+  entriesOffset: number;
+  ruleA: number;
+  ruleB: number;
+  ruleStride: number;
+}
+
+const STATE_FULL = 1;
+const STATE_PARTIAL = 2;
+
+/**
+ * Per (head, query tile of rowsPerTile mask rows): the union of the rows' key blocks, ascending,
+ * each as [key block, a state per row] (0: the row does not list it; STATE_FULL; STATE_PARTIAL +
+ * 4 * the bitset rule's slot), after the tiles' first-entry offsets; then the rule's words.
+ */
+export function packTileMask(mask: BlockMask, rowsPerTile: number): PackedTileMask {
+  const { rowStart, keyBlock, blockKind, rule, numHeads, numQueryBlocks } = mask;
+  if (rule.kind === 'none' && blockKind.includes(BLOCK_PARTIAL)) {
+    throw new Error("block-sparse prefill: rule 'none' with partial blocks");
+  }
+  const numQueryTiles = ceilDiv(numQueryBlocks, rowsPerTile);
+  const stride = 1 + rowsPerTile;
+  const entriesOffset = numHeads * numQueryTiles + 1;
+  // At most one union entry per listed block.
+  const entries = new Uint32Array(keyBlock.length * stride);
+  const cursor = new Uint32Array(rowsPerTile);
+  const end = new Uint32Array(rowsPerTile);
+  const tileStart = new Uint32Array(entriesOffset);
+  let used = 0;
+  for (let h = 0; h < numHeads; h++) {
+    for (let t = 0; t < numQueryTiles; t++) {
+      for (let r = 0; r < rowsPerTile; r++) {
+        const qb = t * rowsPerTile + r;
+        const row = h * numQueryBlocks + Math.min(qb, numQueryBlocks - 1);
+        cursor[r] = qb < numQueryBlocks ? rowStart[row] : 0;
+        end[r] = qb < numQueryBlocks ? rowStart[row + 1] : 0;
+      }
+      // Merges the rows' ascending lists.
+      for (;;) {
+        let next = Infinity;
+        for (let r = 0; r < rowsPerTile; r++) {
+          if (cursor[r] < end[r]) next = Math.min(next, keyBlock[cursor[r]]);
+        }
+        if (next === Infinity) break;
+        const base = used * stride;
+        entries[base] = next;
+        for (let r = 0; r < rowsPerTile; r++) {
+          const e = cursor[r];
+          if (e < end[r] && keyBlock[e] === next) {
+            entries[base + 1 + r] =
+              blockKind[e] === BLOCK_PARTIAL
+                ? STATE_PARTIAL + 4 * (rule.kind === 'bitset' ? rule.slot[e] : 0)
+                : STATE_FULL;
+            cursor[r]++;
+          }
+        }
+        used++;
+      }
+      tileStart[h * numQueryTiles + t + 1] = used;
+    }
+  }
+  let a: Uint32Array = new Uint32Array(0);
+  let b: Uint32Array = new Uint32Array(0);
+  let ruleStride = 0;
+  if (rule.kind === 'vertical-slash') {
+    [a, b, ruleStride] = [rule.columns, rule.diagonals, rule.keyWords];
+  } else if (rule.kind === 'bitset') {
+    [b, ruleStride] = [rule.bits, rule.wordsPerBlock];
+  }
+  const ruleA = entriesOffset + used * stride;
+  const ruleB = ruleA + a.length;
+  const words = new Uint32Array(ruleB + b.length);
+  words.set(tileStart);
+  words.set(entries.subarray(0, used * stride), entriesOffset);
+  words.set(a, ruleA);
+  words.set(b, ruleB);
+  return { words, numQueryTiles, entriesOffset, ruleA, ruleB, ruleStride };
+}
+
 function checkMask(params: PrefillParams, mask: BlockMask): void {
   if (
     mask.numHeads !== params.numHeads ||
@@ -163,11 +248,13 @@ export function recordBlockSparsePrefill(
 ): { record: RecordDispatches; dispose: () => void } {
   checkMask(params, mask);
   if (
-    config.queryTile !== mask.blockQ ||
+    config.queryTile % mask.blockQ !== 0 ||
+    config.queryTile !== (config.threads / config.lanesPerRow) * config.rowsPerThread ||
     config.segment !== Math.min(mask.blockK, config.keyTile)
   ) {
     throw new Error('block-sparse prefill: the tile configuration does not match the mask blocks');
   }
+  const rowsPerTile = config.queryTile / mask.blockQ;
   const { numHeads, numKvHeads, headDim, numQueries, qStart, scale, kv } = params;
   const pipeline = ctx.pipelines.get(shaderName, {
     HEAD_DIM: headDim,
@@ -183,10 +270,12 @@ export function recordBlockSparsePrefill(
     BLOCK_Q: mask.blockQ,
     BLOCK_K: mask.blockK,
     SEGMENT: config.segment,
+    MASK_ROWS: rowsPerTile,
+    FETCH_TILES: true,
     RULE_VERTICAL_SLASH: mask.rule.kind === 'vertical-slash',
     RULE_BITSET: mask.rule.kind === 'bitset',
   });
-  const packed = packMask(mask);
+  const packed = packTileMask(mask, rowsPerTile);
   const maskBuffer = createStorageBuffer(ctx.device, packed.words, 'block-sparse prefill mask');
   const uniforms = createUniformBuffer(
     ctx.device,
@@ -197,6 +286,7 @@ export function recordBlockSparsePrefill(
       numHeads,
       groupSize(params),
       mask.numQueryBlocks,
+      packed.numQueryTiles,
       packed.entriesOffset,
       packed.ruleA,
       packed.ruleB,
@@ -219,7 +309,7 @@ export function recordBlockSparsePrefill(
     if (mask.numQueryBlocks === 0) return;
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, group);
-    pass.dispatchWorkgroups(numHeads, mask.numQueryBlocks);
+    pass.dispatchWorkgroups(numHeads, packed.numQueryTiles);
   };
   return {
     record,

@@ -138,7 +138,7 @@ export function buildDensePrefill(
     ROW_GROUPS: config.threads / config.lanesPerRow,
     KEYS_PER_TILE: config.keyTile,
     KEYS_PER_CHUNK: config.keyChunk,
-    ...(skipping ? { BLASST: true } : {}),
+    ...(skipping ? { BLASST: true, FETCH_TILES: true } : {}),
   });
   const dense = [numQueries, qStart, scale * Math.LOG2E, numHeads, groupSize(params)];
   const uniforms = createUniformBuffer(

@@ -285,9 +285,12 @@ const decodeBlock = 64;
 
 /**
  * Split-K BLASST decode in float64, written from the kernel's contract: per KV head, splits of
- * `blocksPerSplit` blocks, each its own BLASST walk (the order applied to its blocks, its own
- * running max per query head, a block skipped when every head of the group votes skip), merged by
- * log-sum-exp. With one split it must equal groupedDecodeReference (checked below).
+ * `blocksPerSplit` blocks, each its own BLASST walk with its own running max per query head, a
+ * block skipped when every head of the group votes skip, merged by log-sum-exp. A split visits the
+ * cache's anchor blocks first (the head of the order's sequential walk: block 0, or the last block
+ * then block 0), then its own other blocks ascending; an anchor it does not own only raises the
+ * running max of the skip test (it is not summed or counted). With one split it must equal
+ * groupedDecodeReference (checked below).
  */
 function splitDecodeReference(
   input: HostDecodeInput,
@@ -300,6 +303,7 @@ function splitDecodeReference(
   const g = numHeads / numKvHeads;
   const numBlocks = Math.ceil(kvLen / blockK);
   const splitBlocks = Math.min(numBlocks, blocksPerSplit);
+  const anchors = visitOrder(numBlocks, order).slice(0, order === 'natural' ? 1 : 2);
   const out = new Float64Array(numHeads * headDim);
   const skipped: number[] = [];
   const kept: number[] = [];
@@ -315,8 +319,12 @@ function splitDecodeReference(
     for (let first = 0; first < numBlocks; first += splitBlocks) {
       const blocks = Math.min(splitBlocks, numBlocks - first);
       const split = total.map(() => ({ m: -Infinity, l: 0, acc: new Float64Array(headDim) }));
-      for (const local of visitOrder(blocks, order)) {
-        const t0 = (first + local) * blockK;
+      // The skip test's running max: over every visited block (a skipped one is below it).
+      const seen = split.map(() => -Infinity);
+      const owned = (b: number) => first <= b && b < first + blocks;
+      const own = Array.from({ length: blocks }, (_, i) => first + i);
+      for (const block of [...anchors, ...own.filter((b) => !anchors.includes(b))]) {
+        const t0 = block * blockK;
         const t1 = Math.min(t0 + blockK, kvLen);
         const scores = split.map((_, i) =>
           Array.from({ length: t1 - t0 }, (_, c) => {
@@ -330,13 +338,13 @@ function splitDecodeReference(
           }),
         );
         const blockMax = scores.map((row) => Math.max(...row));
-        const skip = split.every(
-          (row, i) => row.m !== -Infinity && Math.exp(blockMax[i] - row.m) < lambda,
-        );
-        if (skip) {
+        const skip = seen.every((m, i) => m !== -Infinity && Math.exp(blockMax[i] - m) < lambda);
+        if (owned(block) && skip) {
           skippedHere++;
           continue;
         }
+        blockMax.forEach((x, i) => (seen[i] = Math.max(seen[i], x)));
+        if (!owned(block)) continue;
         keptHere++;
         split.forEach((row, i) => {
           const mNew = Math.max(row.m, blockMax[i]);
@@ -354,6 +362,8 @@ function splitDecodeReference(
         });
       }
       split.forEach((part, i) => {
+        // A split whose own blocks were all skipped adds nothing.
+        if (part.m === -Infinity) return;
         const merged = total[i];
         const mNew = Math.max(merged.m, part.m);
         const a = Math.exp(merged.m - mNew);
@@ -438,6 +448,15 @@ describe('BLASST decode', () => {
     // At least the second block of the splits [0, 128) and [128, 256), per KV head.
     for (const skipped of natural.skipped) expect(skipped).toBeGreaterThanOrEqual(2);
     expect(total(recentFirst.skipped)).toBeLessThan(total(natural.skipped));
+  });
+
+  it('split-K: the anchors let every split skip its own first block', async () => {
+    // Only the most recent 40 tokens score high: visited first by every split, the last block lets
+    // the low blocks 0..3 of the first two splits go, their first blocks included (without anchors
+    // each split keeps its first visited block: at most 2 skipped).
+    const input = decodeInput(8, 2, 330, 14, true);
+    const gpu = await checkDecode(input, 0.05, 'sink-recent-first', ctx, 2);
+    for (const skipped of gpu.skipped) expect(skipped).toBeGreaterThanOrEqual(3);
   });
 
   it('split-K, seeded data, f16 KV and without subgroups', async () => {

@@ -13,6 +13,7 @@ import { pagesFor, shuffledPageTable } from '../../src/kernels/pagedKv';
 import { blockSparse } from '../../src/methods/reference/blockSparse';
 import {
   blockCounts,
+  blockMaskFromLists,
   blockMaskFromMaskMod,
   causalKeyBlocks,
   denseMask,
@@ -152,6 +153,31 @@ describe('block-sparse causal prefill attention', () => {
     expect(mask.rule.kind).toBe('bitset');
     expect(mask.blockKind).toContain(1);
     await expectMatchesReference(makeInput(c), mask);
+  });
+
+  it('query tiles of several mask rows: union of their lists, counts per mask row (64x64, 16x16)', async () => {
+    const c: Case = { ...d64, numQueries: 300, qStart: 37, numHeads: 4, seed: 7 };
+    const input = makeInput(c);
+    const random = seededRandom(8);
+    // Per row: its diagonal block and a random third of the others, so the two mask rows of a
+    // 128-query tile list some blocks together and some alone.
+    const g = geometry(c, 64);
+    const lists = Array.from({ length: c.numHeads * 5 }, (_, i) => {
+      const last = causalKeyBlocks(g, i % 5) - 1;
+      return [last, ...Array.from({ length: last }, (_, kb) => kb).filter(() => random() < 0.33)];
+    });
+    const mask = blockMaskFromLists(g, (h, qb) => lists[h * 5 + qb]);
+    const tiles = blockSparseTileConfig(ctx, c.headDim, 64, 64);
+    expect(tiles.queryTile / 64).toBeGreaterThan(1);
+    const { out } = await expectMatchesReference(input, mask);
+    // One mask row per workgroup: the same arithmetic, so the same output.
+    const single = { ...tiles, threads: 64 * tiles.lanesPerRow, queryTile: 64 };
+    const alone = await expectMatchesReference(input, mask, single);
+    expect(Array.from(alone.out)).toEqual(Array.from(out));
+    const topInput = makeInput({ ...c, qStart: 32, seed: 9 });
+    const { mask: topK } = blockSparse(topInput, { chunkSize: 16, topChunks: 4 });
+    expect(topK.numQueryBlocks).toBeGreaterThan(tiles.queryTile / 16);
+    await expectMatchesReference(topInput, topK);
   });
 
   it('works without subgroups (one invocation per row)', async () => {
