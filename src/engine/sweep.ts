@@ -188,11 +188,13 @@ export function sweepSamples(config: SweepConfig): SweepSample[] {
 }
 
 /**
- * Identifies what a stored result depends on besides its key: the model and the generation
- * length. A store opened for another fingerprint must not be resumed from.
+ * Identifies what a stored result depends on besides its key: the model, the generation length
+ * and the layer whose recall it measured. A store opened for another fingerprint must not be
+ * resumed from (results without recall would otherwise stand in for ones asked with it).
  */
 export function sweepFingerprint(config: SweepConfig, model: SweepModelInfo): string {
-  return `${model.name}|maxNewTokens=${config.maxNewTokens}`;
+  const recall = config.recallLayer === undefined ? '' : `|recallLayer=${config.recallLayer}`;
+  return `${model.name}|maxNewTokens=${config.maxNewTokens}${recall}`;
 }
 
 /**

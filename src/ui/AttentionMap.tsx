@@ -95,17 +95,26 @@ export function AttentionMapView({ data }: { data: AttentionMapViewData }) {
             recall={recall}
             onSelect={setHead}
           />
-          <AttentionMapBars
-            title={`Heads of layer ${layer}`}
-            series={['budget (share of causal elements kept)', 'recall (dense mass kept)']}
-            rows={headRows}
-          />
+          {(headBudgets || recall) && (
+            <AttentionMapBars
+              title={`Heads of layer ${layer}`}
+              series={['budget (share of causal elements kept)', 'recall (dense mass kept)']}
+              rows={headRows}
+            />
+          )}
           {layerRows.length > 0 && (
             <AttentionMapBars
               title="Layers"
-              series={['measured sparsity', 'recall']}
+              series={['measured sparsity (kernel-counted)', 'recall']}
               rows={layerRows}
             />
+          )}
+          {recall && (
+            <p className="muted small-text" data-testid="attention-map-recall-basis">
+              Recall is exact: the dense attention mass on the kept keys, summed by the map&rsquo;s
+              kernel over all {grid.numQueries} mapped queries ({queries}) of layer {layer}. Map
+              another layer for its recall.
+            </p>
           )}
         </div>
       </div>

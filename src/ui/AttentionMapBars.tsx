@@ -22,7 +22,10 @@ export function AttentionMapBars({
   return (
     <figure className="attention-map-bars" style={{ margin: 0, minWidth: 220 }}>
       <figcaption style={{ fontWeight: 600, marginBottom: 4 }}>{title}</figcaption>
-      <div style={{ display: 'flex', gap: 10, fontSize: '0.8em' }} className="muted">
+      <div
+        style={{ display: 'flex', flexWrap: 'wrap', gap: '0 12px', fontSize: '0.85em' }}
+        className="muted"
+      >
         {series.map((name, s) => (
           <span key={name}>
             <span
@@ -39,7 +42,7 @@ export function AttentionMapBars({
           </span>
         ))}
       </div>
-      <table style={{ borderCollapse: 'collapse', width: '100%', fontSize: '0.8em' }}>
+      <table style={{ borderCollapse: 'collapse', width: '100%', fontSize: '0.85em' }}>
         <tbody>
           {rows.map((row) => (
             <tr key={row.label} style={{ fontWeight: row.selected ? 700 : undefined }}>
@@ -50,9 +53,9 @@ export function AttentionMapBars({
                 {row.values.map((value, s) => (
                   <div
                     key={series[s]}
-                    style={{ display: 'flex', alignItems: 'center', gap: 4, height: 12 }}
+                    style={{ display: 'flex', alignItems: 'center', gap: 6, height: 20 }}
                   >
-                    <div style={{ flex: 1, background: 'var(--surface-2)', height: 8 }}>
+                    <div style={{ flex: 1, background: 'var(--surface-2)', height: 10 }}>
                       {value !== null && (
                         <div
                           style={{
@@ -63,7 +66,7 @@ export function AttentionMapBars({
                         />
                       )}
                     </div>
-                    <span style={{ width: 48, textAlign: 'right' }}>
+                    <span style={{ width: 56, textAlign: 'right' }}>
                       {value === null ? '—' : `${(value * 100).toFixed(1)}%`}
                     </span>
                   </div>

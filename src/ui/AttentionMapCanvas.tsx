@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useRef, useState, type KeyboardEvent } from 'react';
 import type { AttentionMapGrid } from '../kernels/attentionMap';
+import { downloadUrl } from './exportResults';
 import {
   cellAtPoint,
   cellDetails,
@@ -219,9 +220,30 @@ export function AttentionMapCanvas({
         onPointerLeave={() => setHover(null)}
         onKeyDown={onKeyDown}
       />
-      <p className="muted attention-map-zoom" style={{ margin: '4px 0 0', fontSize: '0.85em' }}>
-        Zoom ×{zoom.toFixed(1)} · rows: queries, columns: keys, one cell per {unit}
-      </p>
+      <div
+        className="muted attention-map-zoom"
+        style={{
+          display: 'flex',
+          gap: 8,
+          alignItems: 'baseline',
+          marginTop: 4,
+          fontSize: '0.85em',
+        }}
+      >
+        <span style={{ flex: 1 }}>
+          Zoom ×{zoom.toFixed(1)} · rows: queries, columns: keys, one cell per {unit}
+        </span>
+        <button
+          type="button"
+          className="small"
+          data-testid="attention-map-png"
+          onClick={() =>
+            downloadUrl(`attention-map-head${head}.png`, canvasRef.current!.toDataURL('image/png'))
+          }
+        >
+          Save as PNG
+        </button>
+      </div>
       {hover && hover.details.causal && (
         <div
           role="tooltip"

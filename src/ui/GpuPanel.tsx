@@ -101,12 +101,15 @@ export function GpuPanel() {
       {gpu.status === 'ready' && (
         <>
           <AdapterLine adapter={gpu.adapter} />
-          <h3>Key limits</h3>
-          <Limits caps={gpu.caps} />
-          <h3>
-            Features <span className="h3-note">(highlighted: used by the kernels)</span>
-          </h3>
-          <Features features={gpu.adapter.features} />
+          <details className="gpu-details" data-testid="gpu-details">
+            <summary>Limits and features</summary>
+            <h3>Key limits</h3>
+            <Limits caps={gpu.caps} />
+            <h3>
+              Features <span className="h3-note">(highlighted: used by the kernels)</span>
+            </h3>
+            <Features features={gpu.adapter.features} />
+          </details>
         </>
       )}
     </section>

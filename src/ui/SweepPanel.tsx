@@ -2,14 +2,17 @@ import { lazy, Suspense, useCallback, useId, useRef, useState } from 'react';
 import type { SampleResult } from '../engine/sweepTypes';
 import { methodsFor } from '../methods/registry';
 import type { Phase } from '../methods/types';
+import { MAX_KEPT_MASK_TOKENS } from '../model/runtime/attentionMap';
 import { TASKS } from '../tasks/registry';
 import { useEngine } from './engineBinding';
-import { downloadText, resultsToCsv, resultsToJson } from './exportResults';
+import { downloadText, downloadUrl, resultsToCsv, resultsToJson } from './exportResults';
 import { usePlayground } from './playgroundStore';
+import { useModelStore } from './modelStore';
 import { SavedSweeps } from './SavedSweeps';
 import {
   LENGTHS,
   MAX_NEW_TOKENS_LIMIT,
+  MAX_RECALL_LAYER,
   MAX_SAMPLES,
   PAPER_SPARSITIES,
   parseSparsities,
@@ -111,6 +114,10 @@ export function SweepPanel() {
   const [fileError, setFileError] = useState<string | null>(null);
   const plots = useRef(new Map<PlotId, HTMLDivElement>());
   const ids = { samples: useId(), tokens: useId(), sparsities: useId(), file: useId() };
+  const measuresRecall = sweep.recallLayer !== undefined;
+  const maxRecallLayer = useModelStore((s) =>
+    s.load.status === 'loaded' ? s.load.summary.layers - 1 : MAX_RECALL_LAYER,
+  );
   const running = state.status === 'running';
   const problem = sweepProblem(sweep) ?? sparsityError;
   const blocked =
@@ -136,12 +143,7 @@ export function SweepPanel() {
     const { loadPlotly } = await import('./SweepPlots');
     const Plotly = await loadPlotly();
     const url = await Plotly.toImage(element, { format: 'png', width: 1280, height: 720 });
-    const link = document.createElement('a');
-    link.href = url;
-    link.download = `sweep-${id}.png`;
-    document.body.append(link);
-    link.click();
-    link.remove();
+    downloadUrl(`sweep-${id}.png`, url);
   };
 
   const importFile = async (file: File) => {
@@ -228,6 +230,33 @@ export function SweepPanel() {
               value={sweep.samples}
               onChange={(e) => setSweep({ samples: clampInt(e.target.value, 1, MAX_SAMPLES) })}
             />
+          </div>
+          <div className="field">
+            <label className="check">
+              <input
+                type="checkbox"
+                data-testid="sweep-recall"
+                checked={measuresRecall}
+                onChange={(e) => setSweep({ recallLayer: e.target.checked ? 0 : undefined })}
+              />
+              Measure attention recall at layer
+            </label>
+            <input
+              type="number"
+              aria-label="Recall layer"
+              data-testid="sweep-recall-layer"
+              min={0}
+              max={maxRecallLayer}
+              disabled={!measuresRecall}
+              value={sweep.recallLayer ?? 0}
+              onChange={(e) =>
+                setSweep({ recallLayer: clampInt(e.target.value, 0, maxRecallLayer) })
+              }
+            />
+            <span className="param-help">
+              Dense attention mass on the kept keys, from one more run per sample: exact up to{' '}
+              {MAX_KEPT_MASK_TOKENS} prompt tokens, on sampled queries beyond.
+            </span>
           </div>
           <div className="field">
             <label htmlFor={ids.tokens}>New tokens per sample</label>

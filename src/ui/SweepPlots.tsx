@@ -8,6 +8,7 @@ import type { PlotlyApi } from 'plotly.js-dist-min';
 import type { SampleResult } from '../engine/sweepTypes';
 import { getMethod } from '../methods/registry';
 import { getTask } from '../tasks/registry';
+import { SweepTable } from './SweepTable';
 import {
   accuracyVsCost,
   accuracyVsSparsity,
@@ -283,6 +284,7 @@ export function SweepPlots({
       {specs.map((spec) => (
         <Plot key={spec.id} spec={spec} onReady={onPlotReady} />
       ))}
+      <SweepTable results={results} filter={filter} />
     </div>
   );
 }

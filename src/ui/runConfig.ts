@@ -102,6 +102,9 @@ export function defaultRunConfig(): RunConfig {
   };
 }
 
+/** Highest recall layer a link may name; the loaded model's own count is checked at the start. */
+export const MAX_RECALL_LAYER = 255;
+
 export function defaultSweepConfig(): SweepConfig {
   return {
     tasks: [TASKS[0].name],
@@ -225,6 +228,10 @@ export function checkSweepConfig(value: unknown): SweepConfig {
     sparsities: checkList('sweep.sparsities', value.sparsities, checkSparsityValue),
     maxNewTokens: checkInteger('sweep.maxNewTokens', value.maxNewTokens, 1, MAX_NEW_TOKENS_LIMIT),
   };
+  // The loaded model's layer count is checked when the sweep starts (validateSweepConfig).
+  if (value.recallLayer !== undefined) {
+    config.recallLayer = checkInteger('sweep.recallLayer', value.recallLayer, 0, MAX_RECALL_LAYER);
+  }
   return config;
 }
 

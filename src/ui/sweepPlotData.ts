@@ -39,15 +39,22 @@ export interface PlotData {
   series: Series[];
 }
 
-/** The latest result per key (a retried sample replaces its failure), filtered. */
-function selected(results: readonly SampleResult[], filter: PlotFilter): SampleResult[] {
+/** The latest result per key (a retried sample replaces its failure) on the filter's samples. */
+export function resultsMatching(
+  results: readonly SampleResult[],
+  filter: PlotFilter,
+): SampleResult[] {
   const latest = new Map(results.map((r) => [r.key, r]));
   return [...latest.values()].filter(
     (r) =>
-      r.status === 'ok' &&
       (filter.task === null || r.task === filter.task) &&
       (filter.length === null || r.length === filter.length),
   );
+}
+
+/** The successful results that match the filter. */
+function selected(results: readonly SampleResult[], filter: PlotFilter): SampleResult[] {
+  return resultsMatching(results, filter).filter((r) => r.status === 'ok');
 }
 
 /** Groups sparse results by series, then by target sparsity, in ascending sparsity. */

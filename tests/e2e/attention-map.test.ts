@@ -2,10 +2,11 @@
  * The attention-map view in headless Chromium on SwiftShader: a harness page (built here with Vite
  * from the app's own modules) computes a map with the real WebGPU kernel in the page, for random
  * queries and keys with a sink key, with a sliding-window mask as the method's choice, and mounts
- * AttentionMapView on it. Checks hover (tokens and weight), wheel and keyboard zoom, drag, head
- * selection; that the app itself asks for a run before it shows a map; and, with a tiny fixture
- * model served in the Hub's layout, that the app's panel maps a prompt through the engine worker.
- * Screenshots go to test-output/e2e/.
+ * AttentionMapView on it. Checks hover (tokens and weight), per-head budgets and recall, wheel and
+ * keyboard zoom, drag, head selection and PNG export; an 8K x 8K map at block level (?long) that
+ * pans without stalling; that the app itself asks for a run before it shows a map; and, with a
+ * tiny fixture model served in the Hub's layout, that the app's panel maps a prompt through the
+ * engine worker. Screenshots go to test-output/e2e/.
  */
 import react from '@vitejs/plugin-react';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -18,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { blockSizeFor, recallPerHead } from '../../src/kernels/attentionMap';
 import { fitViewport } from '../../src/ui/attentionMapRender';
 import { launchChromium, serveDist, shotDir } from './support/browser';
 import { startHubServer, type HubServer } from './support/hubServer';
@@ -39,6 +41,13 @@ const harness = {
 const numKeys = harness.qStart + harness.numQueries;
 const canvasSize = 520;
 
+/**
+ * The long harness (?long): 8K queries against 8K keys of one head, pooled into the 16-token
+ * blocks the app picks for 8K tokens of a 32-head model (blockSizeFor).
+ */
+const longHarness = { numHeads: 1, numKvHeads: 1, headDim: 8, qStart: 0, numQueries: 8192 };
+const longBlock = blockSizeFor(longHarness.numQueries, 32);
+
 const harnessSource = `
 import { createElement } from 'react';
 import { createRoot } from 'react-dom/client';
@@ -51,7 +60,8 @@ import { measuredSparsity } from '/src/methods/reference/masks';
 import { slidingWindow } from '/src/methods/reference/slidingWindow';
 import { AttentionMapView } from '/src/ui/AttentionMap';
 
-const shape = ${JSON.stringify(harness)};
+const long = new URLSearchParams(location.search).has('long');
+const shape = long ? ${JSON.stringify(longHarness)} : ${JSON.stringify(harness)};
 const numKeys = shape.qStart + shape.numQueries;
 const ctx = await acquireGpuContext(navigator.gpu);
 const q = randomFloats(shape.numQueries * shape.numHeads * shape.headDim, 1, 2);
@@ -61,23 +71,29 @@ for (let d = 0; d < shape.headDim; d++) k[d] = 0;
 for (let i = 0; i < shape.numQueries; i++) {
   for (let d = 0; d < shape.headDim; d++) k[d] += q[i * shape.numHeads * shape.headDim + d] / 4;
 }
-const mask = slidingWindow(shape, { window: shape.window, sinks: shape.sinks, blockQ: 16, blockK: 16 });
+// The long map is dense only, at the block size the app picks for its length.
+const mask = long
+  ? undefined
+  : slidingWindow(shape, { window: shape.window, sinks: shape.sinks, blockQ: 16, blockK: 16 });
+const blockSize = long ? ${longBlock} : 1;
 const grid = await attentionMapOnHost(
   ctx,
-  { ...shape, q, k, scale: defaultScale(shape.headDim), blockSize: 1,
+  { ...shape, q, k, scale: defaultScale(shape.headDim), blockSize,
     kv: { pageSize: 16, numKvHeads: shape.numKvHeads, headDim: shape.headDim, dtype: 'f32' } },
   mask,
 );
 const tokens = Array.from({ length: numKeys }, (_, i) => 'w' + i + ' ');
-window.attentionMapGrid = { mass: Array.from(grid.mass), kept: Array.from(grid.kept) };
+window.attentionMapGrid = long ? null : { mass: Array.from(grid.mass), kept: Array.from(grid.kept) };
+const headBudgets = mask ? keptSharePerHead(mask) : null;
+window.attentionMapBudgets = headBudgets ? Array.from(headBudgets) : null;
 const data = {
   title: 'harness: random q and k with a sink key',
   layer: 0,
   grid,
   tokens,
-  method: 'sliding_window',
-  headBudgets: keptSharePerHead(mask),
-  layers: [{ layer: 0, sparsity: measuredSparsity(mask), recall: null }],
+  method: mask ? 'sliding_window' : null,
+  headBudgets,
+  layers: mask ? [{ layer: 0, sparsity: measuredSparsity(mask), recall: null }] : [],
 };
 createRoot(document.getElementById('root')).render(createElement(AttentionMapView, { data }));
 `;
@@ -168,7 +184,7 @@ afterAll(async () => {
   }
 });
 
-async function openHarness(): Promise<{ page: Page; errors: string[] }> {
+async function openHarness(query = ''): Promise<{ page: Page; errors: string[] }> {
   const context = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
   const page = await context.newPage();
   const errors: string[] = [];
@@ -176,7 +192,7 @@ async function openHarness(): Promise<{ page: Page; errors: string[] }> {
   page.on('console', (message) => {
     if (message.type() === 'error') errors.push(message.text());
   });
-  await page.goto(`${harnessServer!.url}harness.html`);
+  await page.goto(`${harnessServer!.url}harness.html${query}`);
   // The kernel runs on SwiftShader before the view mounts; fail at once on a page error.
   const canvas = page.locator('canvas.attention-map-canvas');
   const deadline = Date.now() + 120_000;
@@ -246,7 +262,88 @@ describe('attention map view', () => {
     const lostText = await tooltip.innerText();
     expect(lostText).toMatch(/Kept 0 · lost \S+/);
 
+    // Per-head budgets (the mask's kept share) and recall (from the kernel's grid) as bars.
+    const { budgets, grid } = await page.evaluate(() => {
+      const w = window as unknown as {
+        attentionMapBudgets: number[];
+        attentionMapGrid: { mass: number[]; kept: number[] };
+      };
+      return { budgets: w.attentionMapBudgets, grid: w.attentionMapGrid };
+    });
+    const recall = recallPerHead({
+      numHeads: harness.numHeads,
+      numQueries: harness.numQueries,
+      qStart: harness.qStart,
+      blockSize: 1,
+      numQueryBlocks: harness.numQueries,
+      numKeyBlocks: numKeys,
+      mass: Float32Array.from(grid.mass),
+      kept: Float32Array.from(grid.kept),
+    });
+    const headBars = page
+      .locator('figure.attention-map-bars', { hasText: 'Heads of layer 0' })
+      .locator('tbody tr');
+    expect(await headBars.count()).toBe(harness.numHeads);
+    for (let h = 0; h < harness.numHeads; h++) {
+      expect((await headBars.nth(h).innerText()).split(/\s+/)).toEqual([
+        `h${h}`,
+        `${(budgets[h] * 100).toFixed(1)}%`,
+        `${(recall[h] * 100).toFixed(1)}%`,
+      ]);
+    }
+    expect(budgets.some((b) => b < 0.9)).toBe(true);
+    expect(await page.getByTestId('attention-map-recall-basis').innerText()).toMatch(
+      /^Recall is exact: .* all 64 mapped queries \(32\u201395\)/,
+    );
+
     await page.screenshot({ path: join(shotDir, 'attention-map.png'), fullPage: true });
+    expect(errors).toEqual([]);
+    await page.context().close();
+  });
+
+  it('renders an 8K x 8K map at block level and pans it without stalling', async () => {
+    const { page, errors } = await openHarness('?long');
+    const canvas = page.locator('canvas.attention-map-canvas');
+    const cells = longHarness.numQueries / longBlock;
+    expect(await canvas.getAttribute('aria-label')).toContain(
+      `${cells} query x ${cells} key cells, one per ${longBlock}-token block`,
+    );
+    expect(await page.locator('.attention-map-head canvas').count()).toBe(longHarness.numHeads);
+    // Zoomed in, then dragged across: every move repaints the view; time the frames.
+    const box = (await canvas.boundingBox())!;
+    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    await page.mouse.wheel(0, -1500);
+    await expect
+      .poll(async () => Number(await canvas.getAttribute('data-zoom')))
+      .toBeGreaterThan(4);
+    // Frame intervals while the mouse drags the view across: a stall shows as a long interval.
+    await page.evaluate(() => {
+      const w = window as unknown as { frameTimes: number[]; recording: boolean };
+      w.frameTimes = [];
+      w.recording = true;
+      const tick = (time: number) => {
+        w.frameTimes.push(time);
+        if (w.recording) requestAnimationFrame(tick);
+      };
+      requestAnimationFrame(tick);
+    });
+    const before = await canvas.screenshot();
+    await page.mouse.down();
+    for (let step = 1; step <= 30; step++) {
+      await page.mouse.move(box.x + box.width / 2 - step * 6, box.y + box.height / 2 - step * 3);
+    }
+    await page.mouse.up();
+    const frames = await page.evaluate(() => {
+      const w = window as unknown as { frameTimes: number[]; recording: boolean };
+      w.recording = false;
+      return w.frameTimes.slice(1).map((t, i) => t - w.frameTimes[i]);
+    });
+    expect(await canvas.screenshot()).not.toEqual(before);
+    const sorted = [...frames].sort((a, b) => a - b);
+    const median = sorted[Math.floor(sorted.length / 2)];
+    expect(frames.length).toBeGreaterThan(10);
+    expect(median).toBeLessThan(50);
+    await page.screenshot({ path: join(shotDir, 'attention-map-8k.png'), fullPage: true });
     expect(errors).toEqual([]);
     await page.context().close();
   });
@@ -291,6 +388,18 @@ describe('attention map view', () => {
     expect(await canvas.getAttribute('aria-label')).toMatch(/^Attention map of head 2:/);
     await page.getByRole('button', { name: 'Dense mass' }).click();
     await page.screenshot({ path: join(shotDir, 'attention-map-head2-dense.png'), fullPage: true });
+
+    // The view as shown, saved as a PNG of the canvas's own pixels.
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByTestId('attention-map-png').click(),
+    ]);
+    expect(download.suggestedFilename()).toBe('attention-map-head2.png');
+    const path = join(shotDir, 'attention-map-export.png');
+    await download.saveAs(path);
+    const png = await readFile(path);
+    expect([...png.subarray(0, 8)]).toEqual([137, 80, 78, 71, 13, 10, 26, 10]);
+    expect(png.readUInt32BE(16)).toBe(canvasSize);
     expect(errors).toEqual([]);
     await page.context().close();
   });

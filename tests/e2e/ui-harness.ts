@@ -1,7 +1,8 @@
 /** Shared steps of the ui-* end-to-end tests (on top of support/browser.ts). */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Locator, Page } from 'playwright-core';
@@ -91,18 +92,77 @@ export async function startTinyModelHub(): Promise<{
   };
 }
 
+/** Types a repo id into the model picker and asks for it. */
+export async function requestRepo(page: Page, repo: string): Promise<void> {
+  const input = page.getByTestId('model-repo');
+  await input.fill(repo);
+  await input.press('Enter');
+}
+
+/** Opens the page with the Hub pointed at `endpoint`, once the GPU is ready. */
+export async function openWithHub(
+  browser: Browser,
+  url: string,
+  endpoint: string,
+): Promise<{ page: Page; errors: string[] }> {
+  const opened = await openPage(browser, `${url}?hub=${encodeURIComponent(endpoint)}`);
+  await opened.page.getByTestId('adapter').waitFor({ timeout: 60_000 });
+  return opened;
+}
+
 /** Opens the page with the Hub pointed at `hub` and loads the tiny model through the picker. */
 export async function openWithTinyModel(
   browser: Browser,
   url: string,
   hub: HubServer,
 ): Promise<{ page: Page; errors: string[] }> {
-  const opened = await openPage(browser, `${url}?hub=${encodeURIComponent(hub.endpoint)}`);
-  const { page } = opened;
-  await page.getByTestId('adapter').waitFor({ timeout: 60_000 });
-  const input = page.getByTestId('model-repo');
-  await input.fill(TINY_REPO);
-  await input.press('Enter');
-  await page.getByTestId('model-summary').waitFor({ timeout: 60_000 });
+  const opened = await openWithHub(browser, url, hub.endpoint);
+  await requestRepo(opened.page, TINY_REPO);
+  await opened.page.getByTestId('model-summary').waitFor({ timeout: 60_000 });
   return opened;
+}
+
+export interface BreakingProxy {
+  endpoint: string;
+  /** Whole-file downloads of `file` it cut off half way. */
+  broken: number;
+  close(): Promise<void>;
+}
+
+/**
+ * A proxy in front of a Hub stand-in that cuts the first whole-file download of `file` off half
+ * way (headers promise the full length, then the connection drops), as a failing network does;
+ * everything else, later downloads included, passes through.
+ */
+export async function startBreakingProxy(target: string, file: string): Promise<BreakingProxy> {
+  const proxy: BreakingProxy = { endpoint: '', broken: 0, close: async () => {} };
+  const server = createServer((request, response) => {
+    const range = request.headers.range;
+    fetch(`${target}${request.url ?? '/'}`, {
+      method: request.method,
+      headers: range ? { range } : {},
+    })
+      .then(async (upstream) => {
+        const body = Buffer.from(await upstream.arrayBuffer());
+        const headers = Object.fromEntries(upstream.headers);
+        delete headers['transfer-encoding'];
+        headers['content-length'] = String(body.byteLength);
+        response.writeHead(upstream.status, headers);
+        const whole = request.method === 'GET' && !range && upstream.status === 200;
+        if (whole && request.url?.endsWith(`/${file}`) && proxy.broken === 0) {
+          proxy.broken++;
+          response.write(body.subarray(0, body.byteLength >> 1), () => response.destroy());
+        } else response.end(body);
+      })
+      .catch((error: Error) => response.writeHead(502).end(error.message));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  proxy.endpoint = `http://127.0.0.1:${port}`;
+  proxy.close = () =>
+    new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+  return proxy;
 }

@@ -44,6 +44,8 @@ describe('sharing a configuration by link', () => {
     const sweep = page.getByTestId('sweep-panel');
     await sweep.getByTestId('sweep-tasks').getByLabel('Story Filtering').check();
     await sweep.getByTestId('sweep-sparsities').fill('0, 0.7, 0.95');
+    await sweep.getByTestId('sweep-recall').check();
+    await sweep.getByTestId('sweep-recall-layer').fill('3');
     await page.getByTestId('pattern-method').selectOption('user_pattern');
     await setPatternSource(page, SHARED_PATTERN);
     const measured = page.getByTestId('measured-sparsity');
@@ -82,6 +84,8 @@ describe('sharing a configuration by link', () => {
       true,
     );
     expect(await sweep2.getByTestId('sweep-sparsities').inputValue()).toBe('0, 0.7, 0.95');
+    expect(await sweep2.getByTestId('sweep-recall').isChecked()).toBe(true);
+    expect(await sweep2.getByTestId('sweep-recall-layer').inputValue()).toBe('3');
     expect(await p2.getByTestId('pattern-method').inputValue()).toBe('user_pattern');
     expect(await p2.getByTestId('pattern-source').innerText()).toBe(SHARED_PATTERN);
 

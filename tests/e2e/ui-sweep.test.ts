@@ -1,8 +1,9 @@
 /**
- * The sweep panel's plots and exports, fed a results file (the panel's own JSON format) whose
- * means, standard errors, relative costs and speed-ups are known: the plots show exactly those,
- * and CSV, JSON and PNG exports produce real files. A file that is not a results file is refused
- * with a message. (Running a sweep needs a model with a tokenizer; the engine's own tests run one.)
+ * The sweep panel's plots, table and exports, fed a results file (the panel's own JSON format)
+ * whose means, standard errors, relative costs, speed-ups and recalls are known: the plots and the
+ * table show exactly those, each recall with how it was measured, and CSV, JSON and PNG exports
+ * produce real files. A file that is not a results file is refused with a message. (A sweep on a
+ * model runs in ui-model-sweep.test.ts.)
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -31,6 +32,8 @@ interface PointSpec {
   decodeMsPerToken: number;
   prefillFlops: number;
   decodeBytes: number;
+  /** Per-sample recall and how it was measured (queries per sample); absent: not measured. */
+  recall?: { values: number[]; kind: 'exact' | 'sampled'; queries: number };
 }
 
 const DECODE_TOKENS = 10;
@@ -55,6 +58,7 @@ const POINTS: PointSpec[] = [
     decodeMsPerToken: 2,
     prefillFlops: 600,
     decodeBytes: 500,
+    recall: { values: [0.9, 0.8, 0.95, 0.85], kind: 'exact', queries: 1000 },
   },
   {
     phase: 'prefill',
@@ -65,6 +69,7 @@ const POINTS: PointSpec[] = [
     decodeMsPerToken: 2,
     prefillFlops: 300,
     decodeBytes: 500,
+    recall: { values: [0.5, 0.6, 0.7, 0.6], kind: 'sampled', queries: 256 },
   },
   {
     phase: 'decode',
@@ -111,7 +116,10 @@ function resultsOf(points: PointSpec[]): SampleResult[] {
           prefill: measurement(p.phase === 'prefill' ? p.sparsity - 0.01 : 0),
           decode: measurement(p.phase === 'decode' ? p.sparsity - 0.02 : 0),
         },
-        recall: null,
+        recall: p.recall ? p.recall.values[seed] : null,
+        recallKind: p.recall ? p.recall.kind : null,
+        recallQueries: p.recall ? p.recall.queries : 0,
+        recallUnavailable: null,
         cost: {
           prefillFlops: p.prefillFlops,
           decodeBytesPerToken: p.decodeBytes,
@@ -187,6 +195,39 @@ describe('the sweep panel', () => {
     expect(speed.find((t) => t.name === 'Block-Sparse (prefill)')!.y).toEqual([2, 4]);
     expect(speed.find((t) => t.name === 'Quest (decode)')!.y).toEqual([2]);
     await panel.screenshot({ path: join(shotDir, 'ui-sweep-plots.png') });
+
+    // The table: kernel-measured sparsity, and each recall with how it was measured.
+    const row = (point: string) =>
+      panel
+        .getByTestId('sweep-table')
+        .locator(`tr[data-point="${point}"]`)
+        .locator('th, td')
+        .allInnerTexts();
+    const percentSe = (values: number[]) => {
+      const [m, se] = meanSe(values);
+      return `${(m * 100).toFixed(1)}% ± ${(se * 100).toFixed(1)}%`;
+    };
+    expect(await row('prefill:block_sparse@0.5')).toEqual([
+      'Block-Sparse (prefill)',
+      '50.0%',
+      '49.0%',
+      `${bs50.toFixed(3)} ± ${bs50se.toFixed(3)} (4)`,
+      percentSe(POINTS[1].recall!.values),
+      'exact, all 4,000 queries',
+    ]);
+    expect((await row('prefill:block_sparse@0.9')).slice(4)).toEqual([
+      percentSe(POINTS[2].recall!.values),
+      'sampled, 1,024 queries',
+    ]);
+    expect((await row('decode:quest@0.9')).slice(2)).toEqual([
+      '88.0%',
+      expect.stringMatching(/^0\.938 ± 0\.063 \(4\)$/),
+      '—',
+      expect.stringMatching(/^not measured/),
+    ]);
+    await panel
+      .getByTestId('sweep-table')
+      .screenshot({ path: join(shotDir, 'ui-sweep-table.png') });
 
     const download = async (testId: string) => {
       const [file] = await Promise.all([

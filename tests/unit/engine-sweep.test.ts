@@ -6,6 +6,7 @@ import {
   attentionFor,
   BASELINE_ID,
   runSweep,
+  sweepFingerprint,
   sweepPoints,
   validateSweepConfig,
 } from '../../src/engine/sweep';
@@ -243,6 +244,15 @@ describe('sweep plan and validation', () => {
     );
     expect(() => validateSweepConfig({ ...CONFIG, prefillMethods: ['dense'] }, MODEL)).toThrow(
       /dense is the baseline/,
+    );
+  });
+
+  it('keeps results with and without recall apart, and old stores without recall resumable', () => {
+    const plain = sweepFingerprint(CONFIG, MODEL);
+    expect(plain).toBe(`fake|maxNewTokens=${CONFIG.maxNewTokens}`);
+    expect(sweepFingerprint({ ...CONFIG, recallLayer: 1 }, MODEL)).toBe(`${plain}|recallLayer=1`);
+    expect(sweepFingerprint({ ...CONFIG, recallLayer: 0 }, MODEL)).not.toBe(
+      sweepFingerprint({ ...CONFIG, recallLayer: 1 }, MODEL),
     );
   });
 });
