@@ -2,12 +2,19 @@
 
 Run on the GPU machine (see tools/gpu_bench.sh):  python3 torch_model_bench.py --json torch_model.json
 LlamaForCausalLM built from a LlamaConfig with SmolLM2-135M's exact shapes and random weights
-(transformers' own init), eager attention, fp32 (TF32 off), batch 1, on cuda. Decode tokens/s at a
-context of 1K and 8K tokens (greedy steps after a prefill of that many tokens, the KV cache
-growing as in generate()); prefill tokens/s at 4K (one forward over the prompt with use_cache).
+(transformers' own init), eager attention, fp32 (TF32 off), batch 1, on cuda. The same quantities
+as src/cli/bench.ts's model rows:
+- decode tokens/s at a context C of 1K and 8K: greedy steps (argmax on the GPU, the KV cache
+  growing as in generate()) that see C - 32 to C - 1 cached tokens, as ours do; WARMUP_STEPS
+  untimed steps before them. The CUDA events span the whole Python loop, so the time includes the
+  host's launch overhead: compare with our wall-clock column (a caller's tokens/s); ours from GPU
+  time is beside it.
+- prefill tokens/s at 4K: one forward over the prompt with use_cache that computes the last
+  position's logits only (logits_to_keep=1, as generate() prefills; ours computes the same).
 Times with CUDA events after a warm-up, as tools/torch_attention_bench.py does.
 """
 import argparse
+import inspect
 import json
 
 import torch
@@ -28,6 +35,7 @@ SHAPE = dict(
     hidden_act="silu",
     tie_word_embeddings=True,
 )
+MAX_POSITIONS = 8192
 DECODE_CONTEXTS = [1024, 8192]
 PREFILL_LENGTH = 4096
 DECODE_STEPS = 32
@@ -35,13 +43,24 @@ WARMUP_STEPS = 4
 
 
 def build_model():
-    config = LlamaConfig(**SHAPE, max_position_embeddings=8192 + 2 * (DECODE_STEPS + WARMUP_STEPS))
+    config = LlamaConfig(**SHAPE, max_position_embeddings=MAX_POSITIONS)
     config._attn_implementation = "eager"
     torch.manual_seed(0)
     model = LlamaForCausalLM(config).to(device="cuda", dtype=torch.float32).eval()
     if hasattr(model, "set_attn_implementation"):
         model.set_attn_implementation("eager")
+    if model.config._attn_implementation != "eager":
+        raise SystemExit(f"attention is {model.config._attn_implementation}, not eager")
     return model
+
+
+def last_logits_only(model):
+    """The forward's argument that limits the logits to the last position, where it has one."""
+    parameters = inspect.signature(model.forward).parameters
+    for name in ("logits_to_keep", "num_logits_to_keep"):
+        if name in parameters:
+            return {name: 1}
+    return {}
 
 
 def prompt(length):
@@ -61,8 +80,10 @@ def elapsed_ms(fn):
 
 @torch.no_grad()
 def decode_tokens_per_second(model, context):
-    """Prefill `context` tokens, then greedy steps: WARMUP_STEPS untimed, DECODE_STEPS timed."""
-    out = model(input_ids=prompt(context), use_cache=True)
+    """Prefill, then greedy steps: WARMUP_STEPS untimed, DECODE_STEPS timed, the last of which sees
+    context - 1 cached tokens."""
+    length = context - DECODE_STEPS - WARMUP_STEPS - 1
+    out = model(input_ids=prompt(length), use_cache=True, **last_logits_only(model))
     cache = out.past_key_values
     token = out.logits[:, -1:].argmax(-1)
 
@@ -75,14 +96,20 @@ def decode_tokens_per_second(model, context):
 
     steps(WARMUP_STEPS)
     ms = elapsed_ms(lambda: steps(DECODE_STEPS))
+    cached = cache.get_seq_length() if hasattr(cache, "get_seq_length") else cache[0][0].shape[-2]
+    if cached != context - 1:
+        raise SystemExit(f"decode at {context}: the cache holds {cached} tokens, not {context - 1}")
     return DECODE_STEPS / (ms / 1e3), ms / DECODE_STEPS
 
 
 @torch.no_grad()
 def prefill_tokens_per_second(model, length, repeats=3):
     ids = prompt(length)
-    model(input_ids=ids, use_cache=True)
-    times = sorted(elapsed_ms(lambda: model(input_ids=ids, use_cache=True)) for _ in range(repeats))
+    keep = last_logits_only(model)
+    model(input_ids=ids, use_cache=True, **keep)
+    times = sorted(
+        elapsed_ms(lambda: model(input_ids=ids, use_cache=True, **keep)) for _ in range(repeats)
+    )
     ms = times[len(times) // 2]
     return length / (ms / 1e3), ms
 
@@ -93,6 +120,7 @@ def main():
     args = parser.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
+    torch.set_float32_matmul_precision("highest")
     model = build_model()
     rows = []
     for context in DECODE_CONTEXTS:
@@ -107,6 +135,8 @@ def main():
         torch=torch.__version__,
         transformers=transformers.__version__,
         model="LlamaForCausalLM, SmolLM2-135M shapes, random weights, eager attention, fp32",
+        attention=model.config._attn_implementation,
+        logits=f"prefill keeps {last_logits_only(model) or 'every position'}",
         rows=rows,
     )
     print(json.dumps(result, indent=2))

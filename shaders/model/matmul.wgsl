@@ -11,8 +11,10 @@
 // workgroup-memory load, and the 64 x 64 tile reuses every staged value 64 times.
 //
 // Tokens past `tokens`, outputs past `out_rows` and K past `in_features` load zeros and are not
-// stored, so any shape runs. One dispatch covers one chunk of weight rows (see linear.ts).
+// stored, so any shape runs. One dispatch covers one chunk of weight rows (see linear.ts); the
+// epilogue (bias, activation, accumulate, SPLIT_OUT) is model/linear_store.wgsl.
 #include "common/model_activation"
+#include "model/linear_store"
 
 struct Params {
   tokens: u32,
@@ -21,6 +23,8 @@ struct Params {
   out_stride: u32,
   out_col: u32,
   x_offset: u32,
+  split_col: u32,
+  out2_stride: u32,
 }
 
 const TILE = 64u;
@@ -34,8 +38,11 @@ const TK = 16u;
 @group(0) @binding(2) var<storage, read> w: array<vec4<f32>>;
 #endif
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
+#if SPLIT_OUT
+@group(0) @binding(OUT2_BINDING) var<storage, read_write> out2: array<f32>;
+#endif
 #if HAS_BIAS
-@group(0) @binding(4) var<storage, read> bias: array<f32>;
+@group(0) @binding(BIAS_BINDING) var<storage, read> bias: array<f32>;
 #endif
 
 // [k][row / 4] of the staged tiles: one vec4 holds 4 consecutive tokens (or outputs) at one k.
@@ -99,17 +106,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       if (o >= params.out_rows) {
         break;
       }
-      let col = params.out_col + o;
-      var y = acc[i][j];
-#if HAS_BIAS
-      y += bias[col];
-#endif
-      y = epilogue_activation(y);
-      let dst = t * params.out_stride + col;
-#if ACCUMULATE
-      y += out[dst];
-#endif
-      out[dst] = y;
+      store_output(t, params.out_col + o, acc[i][j]);
     }
   }
 }

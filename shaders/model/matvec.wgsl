@@ -8,11 +8,19 @@
 // The few token rows of x are reused from cache by every weight row. A workgroup of 256 handles
 // 256 / LANES weight rows; the LANES partial dot products of a row are summed with subgroup
 // shuffles (LANES <= the subgroup size) or, without subgroups, through workgroup memory.
+//
+// GATED_INPUT: x holds [T][2 * in_features] rows of gate | up (the gated MLP's first linear) and
+// the input is silu(gate) * up, computed as it is loaded: the down projection without a SwiGLU pass.
+// RMS_NORM: the input is RMSNorm(x) = x * rsqrt(mean(x^2) + eps) * norm_weight, the projections
+// after a norm without a norm pass: sum_i w[o][i] (x[i] norm_weight[i]) and sum_i x[i]^2 are summed
+// side by side (a row's lanes together read all of x) and reduced together, then the first is
+// scaled by the second's rsqrt. No extra pass over x and no extra barrier.
 #if SUBGROUPS
 enable subgroups;
 #endif
 #include "common/model_activation"
 #include "common/model_grid"
+#include "model/linear_store"
 
 struct Params {
   out_rows: u32,
@@ -22,6 +30,9 @@ struct Params {
   out_stride: u32,
   out_col: u32,
   x_offset: u32,
+  split_col: u32,
+  out2_stride: u32,
+  norm_eps: f32,
 }
 
 const WORKGROUP_SIZE = 256u;
@@ -37,13 +48,23 @@ const X_PER_VEC = 1u;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> w: array<vec4<u32>>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
+#if SPLIT_OUT
+@group(0) @binding(OUT2_BINDING) var<storage, read_write> out2: array<f32>;
+#endif
 #if HAS_BIAS
-@group(0) @binding(4) var<storage, read> bias: array<f32>;
+@group(0) @binding(BIAS_BINDING) var<storage, read> bias: array<f32>;
+#endif
+#if RMS_NORM
+@group(0) @binding(NORM_WEIGHT_BINDING) var<storage, read> norm_weight: array<vec4<f32>>;
+// Per token: the dot product, then (from TOKENS on) the sum of squares of x.
+const SUMS = 2 * TOKENS;
+#else
+const SUMS = TOKENS;
 #endif
 
 #if SUBGROUPS
 #else
-var<workgroup> partials: array<array<f32, TOKENS>, WORKGROUP_SIZE>;
+var<workgroup> partials: array<array<f32, SUMS>, WORKGROUP_SIZE>;
 #endif
 
 fn unpack_w(raw: vec4<u32>) -> array<vec4<f32>, X_PER_VEC> {
@@ -54,6 +75,18 @@ fn unpack_w(raw: vec4<u32>) -> array<vec4<f32>, X_PER_VEC> {
   );
 #else
   return array(bitcast<vec4<f32>>(raw));
+#endif
+}
+
+// Vector k of token t's input row.
+fn x_vec(t: u32, k: u32) -> vec4<f32> {
+  let x_vecs = params.in_features / 4u;
+#if GATED_INPUT
+  let base = params.x_offset / 4u + t * 2u * x_vecs + k;
+  let gate = x[base];
+  return gate / (vec4(1.0) + exp(-gate)) * x[base + x_vecs];
+#else
+  return x[params.x_offset / 4u + t * x_vecs + k];
 #endif
 }
 
@@ -68,10 +101,8 @@ fn main(
   // Rows past the end recompute the last row (uniform control flow for the barriers), unstored.
   let row = min(row_unclamped, params.out_rows - 1u);
   let w_base = row * params.row_vecs;
-  let x_vecs = params.in_features / 4u;
-  let x_base = params.x_offset / 4u;
 
-  var acc: array<f32, TOKENS>;
+  var acc: array<f32, SUMS>;
   for (var v0 = lane; v0 < params.row_vecs; v0 += LANES * UNROLL) {
     var raw: array<vec4<u32>, UNROLL>;
     for (var u = 0u; u < UNROLL; u++) {
@@ -85,7 +116,14 @@ fn main(
       let wv = unpack_w(raw[u]);
       for (var t = 0u; t < TOKENS; t++) {
         for (var c = 0u; c < X_PER_VEC; c++) {
-          acc[t] += dot(wv[c], x[x_base + t * x_vecs + v * X_PER_VEC + c]);
+          let k = v * X_PER_VEC + c;
+          let xv = x_vec(t, k);
+#if RMS_NORM
+          acc[t] += dot(wv[c], xv * norm_weight[k]);
+          acc[TOKENS + t] += dot(xv, xv);
+#else
+          acc[t] += dot(wv[c], xv);
+#endif
         }
       }
     }
@@ -93,8 +131,8 @@ fn main(
 
 #if SUBGROUPS
   for (var mask = LANES / 2u; mask > 0u; mask >>= 1u) {
-    for (var t = 0u; t < TOKENS; t++) {
-      acc[t] += subgroupShuffleXor(acc[t], mask);
+    for (var i = 0u; i < SUMS; i++) {
+      acc[i] += subgroupShuffleXor(acc[i], mask);
     }
   }
 #else
@@ -102,8 +140,8 @@ fn main(
   workgroupBarrier();
   for (var stride = LANES / 2u; stride > 0u; stride >>= 1u) {
     if (lane < stride) {
-      for (var t = 0u; t < TOKENS; t++) {
-        partials[lid][t] += partials[lid + stride][t];
+      for (var i = 0u; i < SUMS; i++) {
+        partials[lid][i] += partials[lid + stride][i];
       }
     }
     workgroupBarrier();
@@ -114,17 +152,12 @@ fn main(
   if (lane != 0u || row_unclamped >= params.out_rows) {
     return;
   }
-  let col = params.out_col + row;
   for (var t = 0u; t < TOKENS; t++) {
-    var y = acc[t];
-#if HAS_BIAS
-    y += bias[col];
+#if RMS_NORM
+    let inv = inverseSqrt(acc[TOKENS + t] / f32(params.in_features) + params.norm_eps);
+    store_output(t, params.out_col + row, acc[t] * inv);
+#else
+    store_output(t, params.out_col + row, acc[t]);
 #endif
-    y = epilogue_activation(y);
-    let dst = t * params.out_stride + col;
-#if ACCUMULATE
-    y += out[dst];
-#endif
-    out[dst] = y;
   }
 }

@@ -2,19 +2,25 @@
  * npm run cli -- generate|logits --model <folder> (--prompt "..." | --ids 1,2,3)
  *   [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S]
  *   [--prefill-method dense] [--decode-method dense] [--prefill-params k=v,k=v]
- *   [--decode-params k=v,k=v] [--sparsity s] [--weights f32|f16] [--kv f32|f16]
- *   [--max-seq-len N] [--chat] [--json]
+ *   [--decode-params k=v,k=v] [--sparsity s] [--dense-layers 0,1] [--weights f32|f16]
+ *   [--kv f32|f16] [--max-seq-len N] [--chat] [--json]
  *
  * Node + Dawn, the same forward pass as the browser (src/model/runtime/model.ts). Methods are the
  * registry's (src/methods/registry.ts); --sparsity s takes each method's paramsForSparsity(s) on
  * the prompt's length (decode too: the cache the prompt leaves), and --*-params override those.
+ * --dense-layers keeps the listed layers dense in both phases (Quest's first two layers, say).
  */
 import { parseArgs } from 'node:util';
 import { acquireNodeGpuContext } from '../gpu/node';
 import { getMethod, methodsFor } from '../methods/registry';
 import type { MethodParams, ParamValue, Phase } from '../methods/types';
 import { loadModelFolder } from '../model/load';
-import { resolveAttention, type AttentionMethod } from '../model/runtime/attention';
+import {
+  resolveAttention,
+  type AttentionMethod,
+  type AttentionOptions,
+  type LayerAttentionOverride,
+} from '../model/runtime/attention';
 import { createModel, type AttentionStats, type ModelOptions } from '../model/runtime/model';
 import { TextTokenizer } from '../model/tokenizer';
 
@@ -27,7 +33,7 @@ const usage = `usage: npm run cli -- generate|logits --model <folder> (--prompt 
   [--prefill-method ${methodNames('prefill')}]
   [--decode-method ${methodNames('decode')}]
   [--prefill-params k=v,k=v] [--decode-params k=v,k=v] [--sparsity 0..0.95]
-  [--weights f32|f16] [--kv f32|f16] [--max-seq-len N] [--chat] [--json]`;
+  [--dense-layers 0,1] [--weights f32|f16] [--kv f32|f16] [--max-seq-len N] [--chat] [--json]`;
 
 class UsageError extends Error {}
 
@@ -92,6 +98,22 @@ function methodOption(
   return { name: methodName, params: { ...fromSparsity, ...given } };
 }
 
+/** --dense-layers 0,1: per-layer overrides that keep those layers dense. */
+function denseLayers(text: string | undefined, numLayers: number): AttentionOptions['layers'] {
+  if (text === undefined) return undefined;
+  const layers: (LayerAttentionOverride | undefined)[] = [];
+  for (const part of text.split(',')) {
+    const layer = Number(part.trim());
+    if (!Number.isInteger(layer) || layer < 0 || layer >= numLayers) {
+      throw new UsageError(
+        `--dense-layers: '${part}' is not a layer index (the model has layers 0..${numLayers - 1})`,
+      );
+    }
+    layers[layer] = { prefill: 'dense', decode: 'dense' };
+  }
+  return layers;
+}
+
 /** The kernel-counted sparsity per phase and layer, one line. */
 function describeSparsity(stats: AttentionStats): string {
   const phase = (name: Phase) =>
@@ -117,6 +139,7 @@ async function main(): Promise<void> {
       'prefill-params': { type: 'string' },
       'decode-params': { type: 'string' },
       sparsity: { type: 'string' },
+      'dense-layers': { type: 'string' },
       weights: { type: 'string' },
       kv: { type: 'string' },
       'max-seq-len': { type: 'string' },
@@ -172,6 +195,7 @@ async function main(): Promise<void> {
     attention: {
       prefill: attentionFor('prefill', values['prefill-method'], values['prefill-params']),
       decode: attentionFor('decode', values['decode-method'], values['decode-params']),
+      layers: denseLayers(values['dense-layers'], folder.config.numLayers),
     },
   };
   // Bad methods and params are reported before the GPU is acquired.

@@ -1,8 +1,9 @@
 /**
  * What one decoded token costs the CPU and the driver: submits, command encoders, buffers, bind
- * groups, query sets and buffer mappings per token, counted by wrapping the device's methods. A
- * behaviour test of the generation loop (no timings): greedy dense decode must be one submit and
- * one 4-byte readback per token, with nothing created after warm-up.
+ * groups, query sets, buffer mappings and dispatches per token, counted by wrapping the device's
+ * methods. A behaviour test of the generation loop (no timings): greedy dense decode must be one
+ * submit and one 4-byte readback per token, with nothing created after warm-up, and 7 dispatches
+ * per layer (the norms and SwiGLU fused into the linears that read them, RoPE into the KV write).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,6 +22,8 @@ interface Counts {
   bindGroups: number;
   querySets: number;
   maps: number;
+  passes: number;
+  dispatches: number;
 }
 
 const zero = (): Counts => ({
@@ -30,6 +33,8 @@ const zero = (): Counts => ({
   bindGroups: 0,
   querySets: 0,
   maps: 0,
+  passes: 0,
+  dispatches: 0,
 });
 
 let ctx: GpuContext;
@@ -58,7 +63,11 @@ function instrument(device: GPUDevice) {
     });
   };
   count(device.queue, 'submit', 'submits');
-  count(device, 'createCommandEncoder', 'commandEncoders');
+  count(device, 'createCommandEncoder', 'commandEncoders', (encoder) =>
+    count(encoder as GPUCommandEncoder, 'beginComputePass', 'passes', (pass) =>
+      count(pass as GPUComputePassEncoder, 'dispatchWorkgroups', 'dispatches'),
+    ),
+  );
   count(device, 'createBindGroup', 'bindGroups');
   count(device, 'createQuerySet', 'querySets');
   count(device, 'createBuffer', 'buffers', (buffer) =>
@@ -113,6 +122,7 @@ describe('per-token overhead of generate (llama_gqa_tied)', () => {
       expect(long.ids).toEqual(greedyIds.slice(0, long.ids.length));
       expect(long.timings.decode.tokens).toBe(long.ids.length - 1);
       expect(long.timings.decode.submits).toBe(long.ids.length - 1);
+      // Embedding, 7 per layer, final norm, LM head, argmax (2).
       expect(spent).toEqual({
         submits: 1,
         commandEncoders: 1,
@@ -120,6 +130,8 @@ describe('per-token overhead of generate (llama_gqa_tied)', () => {
         bindGroups: 0,
         querySets: 0,
         maps: 1,
+        passes: 1,
+        dispatches: 7 * folder.config.numLayers + 5,
       });
     } finally {
       model.dispose();
@@ -186,6 +198,8 @@ describe('per-token overhead of generate (llama_gqa_tied)', () => {
         bindGroups: 0,
         querySets: 0,
         maps: 2,
+        passes: 1,
+        dispatches: 7 * folder.config.numLayers + 3,
       });
     } finally {
       model.dispose();

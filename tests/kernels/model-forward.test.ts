@@ -105,6 +105,43 @@ describe('options', () => {
     }
   });
 
+  it('splits an embedding and tied LM head wider than the binding limit, logits exact', async () => {
+    const name = 'llama_gqa_tied';
+    const folder = await loadModelFolder(join(root, name));
+    const reference = JSON.parse(
+      readFileSync(join(root, name, 'reference.json'), 'utf8'),
+    ) as Reference;
+    const { vocabSize, hiddenSize } = folder.config;
+    expect(folder.model.lmHead).toBeNull();
+    // 100 rows of the 320-row table per binding: chunks of 100, 100, 100 and 20 rows, and at most
+    // 20 rows of all-position logits per prefill submit.
+    const maxBindingBytes = 100 * hiddenSize * 4;
+    const model = createModel(ctx, folder.model, { maxSeqLen: 48, maxBindingBytes });
+    try {
+      expect(model.fit.notes).toContain('embedding (0.1 MiB) is split into 4 chunks');
+      const logits = await model.prefill(reference.input_ids, { allLogits: true });
+      expect(model.timings.prefill.submits).toBe(
+        Math.ceil(reference.input_ids.length / Math.floor(maxBindingBytes / (vocabSize * 4))),
+      );
+      const error = maxAbs(logits, reference.logits);
+      measured[`${name} split table prefill`] = error;
+      expect(error).toBeLessThan(1e-3);
+      model.reset();
+      await model.prefill(reference.input_ids.slice(0, -1));
+      const last = await model.decodeStep(reference.input_ids.at(-1)!);
+      const decodeError = maxAbs(last, reference.logits.slice(-vocabSize));
+      measured[`${name} split table decode`] = decodeError;
+      expect(decodeError).toBeLessThan(1e-3);
+      const result = await model.generate(reference.prompt_ids, {
+        maxNewTokens: 32,
+        stopTokens: [],
+      });
+      expect(result.ids).toEqual(reference.greedy_ids);
+    } finally {
+      model.dispose();
+    }
+  });
+
   it('names unknown attention methods and unsupported architectures', async () => {
     expect(() => resolveAttention({ prefill: 'nope' }, 2)).toThrow(
       /unknown prefill attention method 'nope'.*available: dense/,

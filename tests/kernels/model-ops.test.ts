@@ -279,6 +279,77 @@ describe('embedding', () => {
   });
 });
 
+describe('RoPE fused into the KV cache write', () => {
+  it.each<{ dtype: KvDtype; start: number; tokens: number }>([
+    { dtype: 'f32', start: 0, tokens: 13 },
+    { dtype: 'f16', start: 21, tokens: 1 },
+    { dtype: 'f16', start: 5, tokens: 20 },
+  ])('$dtype, $tokens tokens from $start: as rope then kv write, bit for bit', async (c) => {
+    const { device } = ctx;
+    const kv = { pageSize: 8, numKvHeads: 2, headDim: 16, dtype: c.dtype };
+    const numHeads = 4;
+    const kvWidth = kv.numKvHeads * kv.headDim;
+    const pageTable = shuffledPageTable(pagesFor(c.start + c.tokens, kv.pageSize), 3);
+    const poolWords = packPagedPool(new Float32Array(0), 0, kv, pageTable).data.length;
+    const q = randomFloats(c.tokens * numHeads * kv.headDim, 31);
+    const kvRows = randomFloats(c.tokens * 2 * kvWidth, 32);
+    const invFreq = computeRopeInvFreq({
+      rope: { type: 'default', theta: 10000 },
+      headDim: kv.headDim,
+    } as ModelConfig);
+    const run = async (fused: boolean) => {
+      const buffers = {
+        q: createStorageBuffer(device, q),
+        kv: createStorageBuffer(device, kvRows),
+        invFreq: createStorageBuffer(device, invFreq),
+        pageTable: createStorageBuffer(device, pageTable),
+        kPool: createEmptyBuffer(device, poolWords * 4),
+        vPool: createEmptyBuffer(device, poolWords * 4),
+      };
+      const rows = { kStride: 2 * kvWidth, kOffset: 0, vStride: 2 * kvWidth, vOffset: kvWidth };
+      const { pageTable: table, kPool, vPool } = buffers;
+      const ops = fused
+        ? [
+            createKvWrite(
+              ctx,
+              { tokens: c.tokens, kv, start: c.start, ...rows, rope: { numHeads } },
+              buffers,
+            ),
+          ]
+        : [
+            createRope(
+              ctx,
+              { tokens: c.tokens, numHeads, numKvHeads: kv.numKvHeads, headDim: kv.headDim, start: c.start, kStride: 2 * kvWidth }, // prettier-ignore
+              { q: buffers.q, k: buffers.kv, invFreq: buffers.invFreq },
+            ),
+            createKvWrite(
+              ctx,
+              { tokens: c.tokens, kv, start: c.start, ...rows },
+              { k: buffers.kv, v: buffers.kv, pageTable: table, kPool, vPool },
+            ),
+          ];
+      submitOps(ctx, ops);
+      const read = async (buffer: GPUBuffer, bytes: number) =>
+        new Uint32Array(await readBuffer(device, buffer, bytes));
+      return {
+        q: await read(buffers.q, q.byteLength),
+        kv: await read(buffers.kv, kvRows.byteLength),
+        kPool: await read(kPool, poolWords * 4),
+        vPool: await read(vPool, poolWords * 4),
+      };
+    };
+    const separate = await run(false);
+    const fused = await run(true);
+    expect(fused.q).toEqual(separate.q);
+    expect(fused.kv).toEqual(separate.kv);
+    expect(fused.kPool).toEqual(separate.kPool);
+    expect(fused.vPool).toEqual(separate.vPool);
+    // The rotation did something, and the pools hold the new tokens.
+    expect(separate.q).not.toEqual(new Uint32Array(q.buffer));
+    expect(separate.kPool.some((word) => word !== 0)).toBe(true);
+  });
+});
+
 describe('KV cache write', () => {
   it.each<{ dtype: KvDtype; fused: boolean; start: number; tokens: number }>([
     { dtype: 'f32', fused: false, start: 0, tokens: 13 },

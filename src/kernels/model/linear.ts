@@ -4,6 +4,12 @@
  * (decode, bandwidth-bound), shaders/model/matmul.wgsl (register- and workgroup-tiled) for more.
  * A weight comes as row chunks that each fit one storage binding (common.ts uploadWeightChunks):
  * one dispatch per chunk writes that chunk's output columns.
+ *
+ * Fusions that each save a dispatch (model/linear_store.wgsl, matvec.wgsl): splitAt sends output
+ * columns from splitAt on to a second buffer (one stacked q | k v weight fills q and kv); and, for
+ * the matrix-vector kernel only, gatedInput takes x = silu(gate) * up from a [tokens][2 inFeatures]
+ * gate | up row as it loads it (the down projection without a SwiGLU pass), and rmsNorm takes
+ * x = RMSNorm(x) (the projections after the norm without a norm pass).
  */
 import { bindGroup } from '../../gpu/buffers';
 import type { GpuContext } from '../../gpu/context';
@@ -28,6 +34,12 @@ export interface LinearParams {
   accumulate?: boolean;
   /** Applied after the bias, before accumulating. */
   activation?: LinearActivation;
+  /** Output columns from here on go to buffers.out2 (0 < splitAt < outFeatures). */
+  splitAt?: number;
+  /** x rows are [gate | up] of 2 inFeatures; the input is silu(gate) * up (up to 4 tokens). */
+  gatedInput?: boolean;
+  /** The input is RMSNorm(x) with buffers.normWeight (up to 4 tokens, without gatedInput). */
+  rmsNorm?: { eps: number };
 }
 
 export interface LinearBuffers {
@@ -37,8 +49,12 @@ export interface LinearBuffers {
   weight: readonly WeightChunk[];
   /** [outFeatures] f32. */
   bias?: GPUBuffer;
-  /** [tokens][outFeatures] f32. */
+  /** [tokens][outFeatures] f32, or [tokens][splitAt] with splitAt. */
   out: GPUBuffer;
+  /** [tokens][outFeatures - splitAt] f32: the columns from splitAt on. */
+  out2?: GPUBuffer;
+  /** [inFeatures] f32, with params.rmsNorm. */
+  normWeight?: GPUBuffer;
 }
 
 /** Up to this many tokens take the matrix-vector kernel. */
@@ -49,16 +65,35 @@ const matvecWorkgroup = 256;
 
 const activationCodes: Record<LinearActivation, number> = { none: 0, gelu_tanh: 1, gelu: 2 };
 
-function validate(params: LinearParams, weight: readonly WeightChunk[]): void {
-  const { tokens, inFeatures, outFeatures, dtype } = params;
+function validate(params: LinearParams, buffers: LinearBuffers): void {
+  const { tokens, inFeatures, outFeatures, dtype, splitAt } = params;
   if (!Number.isInteger(tokens) || tokens < 1) throw new Error(`linear: bad token count ${tokens}`);
   const multiple = dtype === 'f16' ? 8 : 4;
   if (inFeatures % multiple) {
     throw new Error(`linear: ${dtype} weights need inFeatures % ${multiple} == 0`);
   }
   if ((params.inputOffset ?? 0) % 4) throw new Error('linear: inputOffset must be a multiple of 4');
+  if ((splitAt === undefined) !== (buffers.out2 === undefined)) {
+    throw new Error('linear: splitAt and out2 go together');
+  }
+  if (
+    splitAt !== undefined &&
+    !(Number.isInteger(splitAt) && splitAt > 0 && splitAt < outFeatures)
+  ) {
+    throw new Error(`linear: splitAt ${splitAt} is not inside 1..${outFeatures - 1}`);
+  }
+  if (params.gatedInput && tokens > maxMatvecTokens) {
+    throw new Error(`linear: gatedInput takes at most ${maxMatvecTokens} tokens`);
+  }
+  const { rmsNorm } = params;
+  if (rmsNorm && (tokens > maxMatvecTokens || params.gatedInput)) {
+    throw new Error(`linear: rmsNorm takes at most ${maxMatvecTokens} tokens, without gatedInput`);
+  }
+  if (Boolean(rmsNorm) !== Boolean(buffers.normWeight)) {
+    throw new Error('linear: rmsNorm and normWeight go together');
+  }
   let next = 0;
-  for (const chunk of weight) {
+  for (const chunk of buffers.weight) {
     if (chunk.rowStart !== next || chunk.rows < 1) throw new Error('linear: chunks out of order');
     next += chunk.rows;
   }
@@ -76,17 +111,33 @@ export function createLinear(
   params: LinearParams,
   buffers: LinearBuffers,
 ): ModelOp {
-  validate(params, buffers.weight);
+  validate(params, buffers);
   const { device } = ctx;
-  const { tokens, inFeatures, outFeatures, dtype } = params;
+  const { tokens, inFeatures, outFeatures, dtype, splitAt, rmsNorm } = params;
   const matvec = tokens <= maxMatvecTokens;
   const lanes = matvecLanes(ctx);
+  // Bindings 0-3: uniforms, x, the weight chunk, out; then the optional ones present, in order.
+  const optional = Object.entries({
+    OUT2_BINDING: buffers.out2,
+    BIAS_BINDING: buffers.bias,
+    NORM_WEIGHT_BINDING: buffers.normWeight,
+  }).filter((entry): entry is [string, GPUBuffer] => entry[1] !== undefined);
   const defines = {
     W_F16: dtype === 'f16',
     HAS_BIAS: Boolean(buffers.bias),
     ACCUMULATE: Boolean(params.accumulate),
     ACTIVATION: activationCodes[params.activation ?? 'none'],
-    ...(matvec ? { TOKENS: tokens, LANES: lanes, SUBGROUPS: ctx.caps.subgroups } : {}),
+    SPLIT_OUT: splitAt !== undefined,
+    RMS_NORM: Boolean(rmsNorm),
+    ...Object.fromEntries(optional.map(([name], i) => [name, 4 + i])),
+    ...(matvec
+      ? {
+          TOKENS: tokens,
+          LANES: lanes,
+          SUBGROUPS: ctx.caps.subgroups,
+          GATED_INPUT: Boolean(params.gatedInput),
+        }
+      : {}),
   };
   const pipeline = modelPipeline(ctx, matvec ? 'model/matvec' : 'model/matmul', defines);
   const rowVecs = inFeatures / (dtype === 'f16' ? 8 : 4);
@@ -97,15 +148,17 @@ export function createLinear(
         matvec ? chunk.rows : tokens,
         matvec ? rowVecs : chunk.rows,
         inFeatures,
-        outFeatures,
+        splitAt ?? outFeatures,
         chunk.rowStart,
         params.inputOffset ?? 0,
+        splitAt ?? outFeatures,
+        outFeatures - (splitAt ?? 0),
+        rmsNorm?.eps ?? 0,
       ],
-      [],
+      [8],
       'linear params',
     );
-    const bound = [uniforms, buffers.x, chunk.buffer, buffers.out];
-    if (buffers.bias) bound.push(buffers.bias);
+    const bound = [uniforms, buffers.x, chunk.buffer, buffers.out, ...optional.map(([, b]) => b)];
     const workgroups: [number, number] = matvec
       ? grid(ctx, Math.ceil(chunk.rows / (matvecWorkgroup / lanes)))
       : [Math.ceil(chunk.rows / tile), Math.ceil(tokens / tile)];

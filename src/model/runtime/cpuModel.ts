@@ -81,7 +81,7 @@ function linear(read: TensorSource, spec: LinearWeights): CpuLinear {
 }
 
 /** Stacks linears with the same input along the output rows (biases zero-filled where absent). */
-function stack(parts: readonly CpuLinear[]): CpuLinear {
+export function stackLinears(parts: readonly CpuLinear[]): CpuLinear {
   const anyBias = parts.some((p) => p.bias);
   return {
     weight: concat(parts.map((p) => p.weight)),
@@ -132,10 +132,10 @@ export function buildCpuModel(
     layers = weights.layers.map((layer) => ({
       attnNorm: norm(read, layer.inputNorm),
       q: linear(read, layer.q),
-      kv: stack([linear(read, layer.k), linear(read, layer.v)]),
+      kv: stackLinears([linear(read, layer.k), linear(read, layer.v)]),
       o: linear(read, layer.o),
       mlpNorm: norm(read, layer.postAttentionNorm),
-      mlpIn: stack([linear(read, layer.gate), linear(read, layer.up)]),
+      mlpIn: stackLinears([linear(read, layer.gate), linear(read, layer.up)]),
       mlpOut: linear(read, layer.down),
     }));
   }

@@ -65,9 +65,15 @@ export function checkDeviceFit(
     whole('position embedding', bytes);
   }
   model.layers.forEach((layer, i) => {
+    // q and kv are uploaded stacked (model.ts): one matrix of both.
+    const qkv = {
+      inFeatures: layer.q.inFeatures,
+      outFeatures: layer.q.outFeatures + layer.kv.outFeatures,
+    };
+    const qkvBias = layer.q.bias || layer.kv.bias ? qkv.outFeatures : 0;
+    matrix(`layer ${i} qkv`, qkv.outFeatures, qkv.inFeatures);
+    weightBytes += qkvBias * 4;
     for (const [name, l] of Object.entries({
-      q: layer.q,
-      kv: layer.kv,
       o: layer.o,
       mlpIn: layer.mlpIn,
       mlpOut: layer.mlpOut,

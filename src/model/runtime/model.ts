@@ -3,13 +3,19 @@
  *
  *   x = embed(ids) (+ positions, GPT-2)
  *   for each layer:
- *     h = norm(x); q = Wq h; kv = Wkv h          (kv rows: k then v)
- *     rope(q, k) (Llama, Qwen2); write k, v to the paged cache at start .. start + T - 1
+ *     h = norm(x); q | kv = Wqkv h               (one linear, two outputs; kv rows: k then v)
+ *     rope(q, k) (Llama, Qwen2) and write k, v to the paged cache at start .. start + T - 1
+ *                                                (one dispatch)
  *     a = attention(q, cache)                    (method per phase and layer: attention.ts)
  *     x += Wo a
  *     h = norm(x)
  *     gated: x += Wdown (silu(Wgate h) * Wup h)   GELU: x += Wproj gelu(Wfc h)
  *   logits = Wlm norm(x)                         (last row, or every row)
+ *
+ * A step of at most 4 tokens (decode) applies each layer's two RMSNorms inside the linear that
+ * reads them (the matrix-vector kernel sums x^2 beside its dot products) and SiLU(gate) * up inside
+ * the down projection: 7 dispatches per layer with dense attention (GPT-2: 9, its LayerNorms and
+ * GELU MLP as in prefill), where prefill has 10.
  *
  * prefill(ids) runs chunks of at most prefillChunk tokens; decodeStep(id) runs one; generate()
  * streams tokens (greedy: argmax on the GPU; else top-k candidates on the GPU, the draw on the CPU).
@@ -35,9 +41,8 @@ import {
 } from '../../kernels/model/common';
 import { createEmbedding } from '../../kernels/model/embedding';
 import { createKvWrite } from '../../kernels/model/kvWrite';
-import { createLinear } from '../../kernels/model/linear';
+import { createLinear, maxMatvecTokens } from '../../kernels/model/linear';
 import { createNorm } from '../../kernels/model/norm';
-import { createRope } from '../../kernels/model/rope';
 import { createArgmax, createTopK, maxTopK, sampleCandidates } from '../../kernels/model/sampling';
 import { computeRopeInvFreq, type ModelConfig } from '../loading/config';
 import {
@@ -54,7 +59,7 @@ import {
   type AttentionPlan,
 } from './attention';
 import type { QueryCaptureHook } from './attentionMap';
-import type { CpuLinear, CpuModel, CpuNorm } from './cpuModel';
+import { stackLinears, type CpuLinear, type CpuModel, type CpuNorm } from './cpuModel';
 import { DenseDecodeLayers } from './denseDecodeLayers';
 import { checkDeviceFit, PAGE_SIZE, type FitReport } from './fit';
 
@@ -68,7 +73,7 @@ export interface ModelOptions {
   /** Most tokens per prefill submit (default 512). */
   prefillChunk?: number;
   attention?: AttentionOptions;
-  /** Lower storage-binding limit for weight chunks (tests of the split path). */
+  /** Lower storage-binding limit for weight chunks and logits rows (tests of the split paths). */
   maxBindingBytes?: number;
 }
 
@@ -144,8 +149,8 @@ interface GpuNorm {
 
 interface GpuLayer {
   attnNorm: GpuNorm;
-  q: GpuLinear;
-  kv: GpuLinear;
+  /** q rows, then k and v rows: one dispatch writes q and kv. */
+  qkv: GpuLinear;
   o: GpuLinear;
   mlpNorm: GpuNorm;
   mlpIn: GpuLinear;
@@ -225,6 +230,8 @@ export class Model {
   readonly fit: FitReport;
   readonly maxSeqLen: number;
   readonly prefillChunk: number;
+  /** Most prefill tokens per submit when every position's logits are kept: one binding holds them. */
+  private readonly allLogitsChunk: number;
   readonly weightDtype: WeightDtype;
   readonly kvLayout: PagedKvLayout;
   private readonly plan: AttentionPlan;
@@ -279,6 +286,13 @@ export class Model {
     this.weightDtype = options.weightDtype ?? 'f32';
     this.maxSeqLen = options.maxSeqLen ?? Math.min(config.maxPositionEmbeddings, 4096);
     this.prefillChunk = Math.min(options.prefillChunk ?? 512, this.maxSeqLen);
+    const bindingLimit =
+      options.maxBindingBytes ??
+      Math.min(ctx.caps.maxStorageBufferBindingSize, ctx.caps.maxBufferSize);
+    this.allLogitsChunk = Math.max(
+      1,
+      Math.min(this.prefillChunk, Math.floor(bindingLimit / (config.vocabSize * 4))),
+    );
     this.kvLayout = {
       pageSize: PAGE_SIZE,
       numKvHeads: config.numKvHeads,
@@ -351,8 +365,7 @@ export class Model {
     );
     this.layers = cpu.layers.map((layer, i) => ({
       attnNorm: norm(layer.attnNorm, `layer ${i} attn norm`),
-      q: linear(layer.q, `layer ${i} q`),
-      kv: linear(layer.kv, `layer ${i} kv`),
+      qkv: linear(stackLinears([layer.q, layer.kv]), `layer ${i} qkv`),
       o: linear(layer.o, `layer ${i} o`),
       mlpNorm: norm(layer.mlpNorm, `layer ${i} mlp norm`),
       mlpIn: linear(layer.mlpIn, `layer ${i} mlp in`),
@@ -625,8 +638,9 @@ export class Model {
   ): Promise<Float32Array | null> {
     if (ids.length === 0) throw new Error('prefill: no tokens');
     const rows: Float32Array[] = [];
-    for (let i = 0; i < ids.length; i += this.prefillChunk) {
-      const chunk = ids.slice(i, i + this.prefillChunk);
+    const step = allLogits ? this.allLogitsChunk : this.prefillChunk;
+    for (let i = 0; i < ids.length; i += step) {
+      const chunk = ids.slice(i, i + step);
       const { logits } = await this.runStep('prefill', chunk, allLogits);
       if (logits) rows.push(logits);
     }
@@ -804,17 +818,46 @@ export class Model {
         { kind: config.norm, tokens, features: hidden, eps: config.normEps },
         { x, weight: n.weight, bias: n.bias, out },
       );
-    const linear = (
-      l: GpuLinear,
-      x: GPUBuffer,
-      out: GPUBuffer,
-      extra: { accumulate?: boolean; activation?: 'gelu_tanh' | 'gelu' } = {},
-    ) =>
+    interface LinearExtra {
+      accumulate?: boolean;
+      activation?: 'gelu_tanh' | 'gelu';
+      gatedInput?: boolean;
+      /** Columns from `at` on go to `buffer`. */
+      out2?: { buffer: GPUBuffer; at: number };
+      /** An RMSNorm the matrix-vector kernel applies to x. */
+      rmsNorm?: GpuNorm;
+    }
+    const linear = (l: GpuLinear, x: GPUBuffer, out: GPUBuffer, extra: LinearExtra = {}) =>
       createLinear(
         ctx,
-        { tokens: T, inFeatures: l.inFeatures, outFeatures: l.outFeatures, dtype, ...extra },
-        { x, weight: l.weight, bias: l.bias, out },
+        {
+          tokens: T,
+          inFeatures: l.inFeatures,
+          outFeatures: l.outFeatures,
+          dtype,
+          accumulate: extra.accumulate,
+          activation: extra.activation,
+          gatedInput: extra.gatedInput,
+          splitAt: extra.out2?.at,
+          rmsNorm: extra.rmsNorm ? { eps: config.normEps } : undefined,
+        },
+        {
+          x,
+          weight: l.weight,
+          bias: l.bias,
+          out,
+          out2: extra.out2?.buffer,
+          normWeight: extra.rmsNorm?.weight,
+        },
       );
+    // A decode step (at most 4 tokens) applies an RMSNorm inside the linear that reads it;
+    // prefill, and GPT-2's LayerNorm, normalise into s.h first.
+    const fused = T <= maxMatvecTokens;
+    const normedLinear = (n: GpuNorm, l: GpuLinear, out: GPUBuffer, extra: LinearExtra = {}) => {
+      if (fused && config.norm === 'rmsnorm')
+        return [linear(l, s.x, out, { ...extra, rmsNorm: n })];
+      return [norm(n, s.x, s.h), linear(l, s.h, out, extra)];
+    };
     const kvWidth = config.numKvHeads * config.headDim;
 
     items.push(
@@ -825,46 +868,37 @@ export class Model {
       ),
     );
     this.layers.forEach((layer, i) => {
-      items.push(norm(layer.attnNorm, s.x, s.h));
-      items.push(linear(layer.q, s.h, s.q));
-      items.push(linear(layer.kv, s.h, s.kv));
-      if (this.invFreq) {
-        items.push(
-          createRope(
-            ctx,
-            {
-              tokens: T,
-              numHeads: config.numHeads,
-              numKvHeads: config.numKvHeads,
-              headDim: config.headDim,
-              start: s.start,
-              kStride: 2 * kvWidth,
-              kOffset: 0,
-            },
-            { q: s.q, k: s.kv, invFreq: this.invFreq },
-          ),
-        );
-      }
+      const qWidth = config.numHeads * config.headDim;
       items.push(
-        createKvWrite(
-          ctx,
-          {
-            tokens: T,
-            kv: this.kvLayout,
-            start: s.start,
-            kStride: 2 * kvWidth,
-            kOffset: 0,
-            vStride: 2 * kvWidth,
-            vOffset: kvWidth,
-          },
-          { k: s.kv, v: s.kv, pageTable: this.pageTable, kPool: layer.kPool, vPool: layer.vPool },
-        ),
+        ...normedLinear(layer.attnNorm, layer.qkv, s.q, { out2: { buffer: s.kv, at: qWidth } }),
+      );
+      // RoPE (Llama, Qwen2) runs inside the KV write's dispatch: q and k rotated in place, the
+      // rotated k written to the cache.
+      const pools = { pageTable: this.pageTable, kPool: layer.kPool, vPool: layer.vPool };
+      const rows = {
+        tokens: T,
+        kv: this.kvLayout,
+        start: s.start,
+        kStride: 2 * kvWidth,
+        kOffset: 0,
+        vStride: 2 * kvWidth,
+        vOffset: kvWidth,
+      };
+      items.push(
+        this.invFreq
+          ? createKvWrite(
+              ctx,
+              { ...rows, rope: { numHeads: config.numHeads } },
+              { ...pools, kv: s.kv, q: s.q, invFreq: this.invFreq },
+            )
+          : createKvWrite(ctx, rows, { ...pools, k: s.kv, v: s.kv }),
       );
       items.push({ attentionLayer: i });
       items.push(linear(layer.o, s.attn, s.x, { accumulate: true }));
-      items.push(norm(layer.mlpNorm, s.x, s.h));
-      if (config.gatedMlp) {
-        items.push(linear(layer.mlpIn, s.h, s.mlpIn));
+      if (config.gatedMlp) items.push(...normedLinear(layer.mlpNorm, layer.mlpIn, s.mlpIn));
+      if (config.gatedMlp && fused) {
+        items.push(linear(layer.mlpOut, s.mlpIn, s.x, { accumulate: true, gatedInput: true }));
+      } else if (config.gatedMlp) {
         items.push(
           createSwiGlu(
             ctx,
@@ -875,7 +909,7 @@ export class Model {
         items.push(linear(layer.mlpOut, s.mlpAct, s.x, { accumulate: true }));
       } else {
         const activation = config.activation === 'silu' ? undefined : config.activation;
-        items.push(linear(layer.mlpIn, s.h, s.mlpAct, { activation }));
+        items.push(...normedLinear(layer.mlpNorm, layer.mlpIn, s.mlpAct, { activation }));
         items.push(linear(layer.mlpOut, s.mlpAct, s.x, { accumulate: true }));
       }
     });
