@@ -21,7 +21,7 @@ import {
   type AttentionOptions,
   type LayerAttentionOverride,
 } from '../model/runtime/attention';
-import { createModel, type AttentionStats, type ModelOptions } from '../model/runtime/model';
+import { uploadModel, type AttentionStats, type ModelOptions } from '../model/runtime/model';
 import { TextTokenizer } from '../model/tokenizer';
 
 const methodNames = (phase: Phase) =>
@@ -204,7 +204,7 @@ async function main(): Promise<void> {
   const maxNewTokens = number(values['max-new-tokens'], 'max-new-tokens', 64);
   if (values['max-seq-len']) options.maxSeqLen = number(values['max-seq-len'], 'max-seq-len', 0);
   else options.maxSeqLen = Math.min(folder.config.maxPositionEmbeddings, ids.length + maxNewTokens);
-  const model = createModel(ctx, folder.model, options);
+  const model = await uploadModel(ctx, folder.model, options);
   const describe = `${folder.config.architecture}, ${folder.config.numLayers} layers on ${ctx.adapter.description || ctx.adapter.vendor}; ${model.fit.notes.join('; ')}`;
   if (!values.json) console.error(describe);
 

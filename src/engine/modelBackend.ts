@@ -34,7 +34,7 @@ import {
 } from '../model/runtime/attentionMap';
 import type { CpuModel } from '../model/runtime/cpuModel';
 import {
-  createModel,
+  uploadModel,
   type AttentionStats,
   type LayerAttentionStats,
   type Model,
@@ -296,7 +296,7 @@ export class ModelBackend implements SweepBackend {
     options: { recallLayer?: number } = {},
   ): Promise<ConfiguredRunner> {
     const { recallLayer } = options;
-    const model = createModel(this.ctx, this.cpu, {
+    const model = await uploadModel(this.ctx, this.cpu, {
       weightDtype: this.options.weightDtype,
       kvDtype: this.options.kvDtype,
       prefillChunk: this.options.prefillChunk,

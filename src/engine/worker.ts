@@ -7,7 +7,7 @@
 import { acquireGpuContext, type GpuContext } from '../gpu/context';
 import { loadModelFromSource, type LoadedModel } from '../model/loading/sources';
 import { promptAttentionMap } from '../model/runtime/attentionMap';
-import { createModel, type Model } from '../model/runtime/model';
+import { uploadModel, type Model } from '../model/runtime/model';
 import { TextTokenizer } from '../model/tokenizer';
 import { ModelBackend, runtimeMethod, tokenizerCodec } from './modelBackend';
 import type {
@@ -172,7 +172,7 @@ async function generate(request: GenerateRequest, signal: AbortSignal): Promise<
     const { weightDtype, kvDtype } = current.request;
     generationModel = {
       key,
-      model: createModel(ctx, current.files.model, {
+      model: await uploadModel(ctx, current.files.model, {
         weightDtype,
         kvDtype,
         maxSeqLen: capacity,
@@ -234,7 +234,7 @@ async function attentionMap(request: AttentionMapRequest): Promise<void> {
   // A model sized for the prompt; the cached generation model would only hold GPU memory.
   dropGenerationModel();
   const { weightDtype, kvDtype } = current.request;
-  const model = createModel(ctx, current.files.model, {
+  const model = await uploadModel(ctx, current.files.model, {
     weightDtype,
     kvDtype,
     maxSeqLen: ids.length,

@@ -44,6 +44,7 @@ import { createKvWrite } from '../../kernels/model/kvWrite';
 import { createLinear, maxMatvecTokens } from '../../kernels/model/linear';
 import { createNorm } from '../../kernels/model/norm';
 import { createArgmax, createTopK, maxTopK, sampleCandidates } from '../../kernels/model/sampling';
+import { formatMiB } from '../loading/gpuSize';
 import { computeRopeInvFreq, type ModelConfig } from '../loading/config';
 import {
   createLayerState,
@@ -1122,4 +1123,38 @@ export class Model {
 /** Uploads a CPU model; throws naming what does not fit the device. */
 export function createModel(ctx: GpuContext, cpu: CpuModel, options: ModelOptions = {}): Model {
   return new Model(ctx, cpu, options);
+}
+
+/**
+ * createModel inside an out-of-memory error scope. WebGPU tells nothing of free memory ahead of
+ * time and a failed allocation does not throw, so a model that passes the limit checks but not the
+ * GPU's memory would otherwise fail later, in some dispatch, with no word of why.
+ */
+export async function uploadModel(
+  ctx: GpuContext,
+  cpu: CpuModel,
+  options: ModelOptions = {},
+): Promise<Model> {
+  ctx.device.pushErrorScope('out-of-memory');
+  let model: Model | undefined;
+  let failure: unknown;
+  try {
+    model = createModel(ctx, cpu, options);
+  } catch (error) {
+    failure = error;
+  }
+  const outOfMemory = await ctx.device.popErrorScope();
+  if (outOfMemory) {
+    const sizes = model
+      ? `${formatMiB(model.fit.weightBytes)} of weights and ${formatMiB(model.fit.kvBytes)} of ` +
+        `KV cache for ${model.maxSeqLen} tokens`
+      : 'the model';
+    model?.dispose();
+    throw new Error(
+      `${sizes} do not fit in this GPU's free memory (${outOfMemory.message}): choose a smaller ` +
+        'model, f16 weights or KV cache, or a shorter context, or close other GPU-heavy tabs',
+    );
+  }
+  if (!model) throw failure;
+  return model;
 }
