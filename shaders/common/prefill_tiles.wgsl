@@ -25,21 +25,18 @@ fn store_tile_vec4(key: u32, column: u32, k: vec4<f32>, v: vec4<f32>) {
   v_tile[key][column / LANES][column % LANES] = v;
 }
 
-// Copies 16-byte column `column` of the pool row of `token` (a vec4 of f32, or 8 halves) into tile
-// row `key`, as zeros past kv_len. Uses the kernel's bindings k_pool, v_pool and page_table.
-fn load_kv_column(key: u32, column: u32, token: u32, kv_len: u32, kv_head: u32) {
-  var word = 0u;
-  let present = token < kv_len;
-  if (present) {
-    word = kv_row_word(page_table[token / PAGE_SIZE], kv_head, token % PAGE_SIZE) / 4u + column;
-  }
+// A 16-byte word of the pool: a vec4 of f32, or 8 halves.
 #if KV_F16
-  var k = vec4(0u);
-  var v = vec4(0u);
-  if (present) {
-    k = k_pool[word];
-    v = v_pool[word];
-  }
+alias PoolWord = vec4<u32>;
+const TILE_POOL_VEC4S = DIM_VEC4S / 2; // a vec4<u32> of the pool holds 8 halves
+#else
+alias PoolWord = vec4<f32>;
+const TILE_POOL_VEC4S = DIM_VEC4S;
+#endif
+
+// Stores pool column `column` (one PoolWord of K and of V) into tile row `key`.
+fn store_pool_word(key: u32, column: u32, k: PoolWord, v: PoolWord) {
+#if KV_F16
   store_tile_vec4(
     key,
     2u * column,
@@ -53,14 +50,21 @@ fn load_kv_column(key: u32, column: u32, token: u32, kv_len: u32, kv_head: u32) 
     vec4(unpack2x16float(v.z), unpack2x16float(v.w)),
   );
 #else
-  var k = vec4(0.0);
-  var v = vec4(0.0);
-  if (present) {
+  store_tile_vec4(key, column, k, v);
+#endif
+}
+
+// Copies pool column `column` of the row of `token` into tile row `key`, as zeros past kv_len.
+// Uses the kernel's bindings k_pool, v_pool and page_table.
+fn load_kv_column(key: u32, column: u32, token: u32, kv_len: u32, kv_head: u32) {
+  var k = PoolWord();
+  var v = PoolWord();
+  if (token < kv_len) {
+    let word = kv_row_word(page_table[token / PAGE_SIZE], kv_head, token % PAGE_SIZE) / 4u + column;
     k = k_pool[word];
     v = v_pool[word];
   }
-  store_tile_vec4(key, column, k, v);
-#endif
+  store_pool_word(key, column, k, v);
 }
 
 #if FETCH_TILES
@@ -69,13 +73,6 @@ fn load_kv_column(key: u32, column: u32, token: u32, kv_len: u32, kv_head: u32) 
 // in flight at once, then store_fetched writes them to k_tile and v_tile, so a tile costs one
 // memory round trip. Word i of a tile is key i / TILE_POOL_VEC4S, 16-byte column
 // i % TILE_POOL_VEC4S of the pool row.
-#if KV_F16
-alias PoolWord = vec4<u32>;
-const TILE_POOL_VEC4S = DIM_VEC4S / 2; // a vec4<u32> of the pool holds 8 halves
-#else
-alias PoolWord = vec4<f32>;
-const TILE_POOL_VEC4S = DIM_VEC4S;
-#endif
 const TILE_WORDS = KEYS_PER_TILE * TILE_POOL_VEC4S;
 const FETCHES = (TILE_WORDS + THREADS - 1) / THREADS;
 var<private> k_fetch: array<PoolWord, FETCHES>;
@@ -99,26 +96,7 @@ fn store_fetched(thread: u32) {
   for (var f = 0u; f < FETCHES; f++) {
     let i = thread + f * THREADS;
     if (i < TILE_WORDS) {
-      let key = i / TILE_POOL_VEC4S;
-      let column = i % TILE_POOL_VEC4S;
-      let k = k_fetch[f];
-      let v = v_fetch[f];
-#if KV_F16
-      store_tile_vec4(
-        key,
-        2u * column,
-        vec4(unpack2x16float(k.x), unpack2x16float(k.y)),
-        vec4(unpack2x16float(v.x), unpack2x16float(v.y)),
-      );
-      store_tile_vec4(
-        key,
-        2u * column + 1u,
-        vec4(unpack2x16float(k.z), unpack2x16float(k.w)),
-        vec4(unpack2x16float(v.z), unpack2x16float(v.w)),
-      );
-#else
-      store_tile_vec4(key, column, k, v);
-#endif
+      store_pool_word(i / TILE_POOL_VEC4S, i % TILE_POOL_VEC4S, k_fetch[f], v_fetch[f]);
     }
   }
 }

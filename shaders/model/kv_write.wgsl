@@ -4,10 +4,12 @@
 // of a token's head row are both contiguous. Sources are addressed by a token stride and element
 // offsets, so K and V may come from separate [T][kvHeads][d] buffers or from one fused qkv buffer.
 //
-// ROPE: the rotary embedding of rope.wgsl in the same dispatch (model/rope_math.wgsl, the same
-// values bit for bit): q rotated in place, one invocation per (token, head, pair) as there; k
-// rotated in place in its source and written to the pool by one invocation per pair (f32) or two
-// pairs (f16: the pairs of dims 2m, 2m + 1 fill whole pool words, so no word has two writers).
+// ROPE: the rotary embedding (Hugging Face's rotate-half: dims i and i + d/2 of a head form a pair
+// rotated by angle (start + t) * inv_freq[i], in f32 as transformers computes it; sin and cos from
+// model/rope_math.wgsl) in the same dispatch: q rotated in place, one invocation per (token, head,
+// pair); k rotated in place in its source and written to the pool by one invocation per pair
+// (f32) or two pairs (f16: the pairs of dims 2m, 2m + 1 fill whole pool words, so no word has two
+// writers).
 // K and V then come from one buffer (kv_src), which is writable.
 #include "common/model_grid"
 #include "common/paged_kv"

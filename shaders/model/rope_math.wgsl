@@ -1,5 +1,4 @@
-// Rotary embedding arithmetic shared by rope.wgsl and kv_write.wgsl (ROPE), so both rotate bit
-// for bit alike.
+// Rotary embedding arithmetic of kv_write.wgsl (ROPE).
 //
 // cos/sin are evaluated here rather than with the builtins, which are only accurate to ~1e-4 on
 // some adapters (SwiftShader) and lose accuracy at large arguments (angles reach 1e5 radians at

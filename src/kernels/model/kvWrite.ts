@@ -2,8 +2,8 @@
  * Writes the K and V rows of new tokens into the paged KV cache pools (shaders/model/kv_write.wgsl;
  * layout in src/kernels/layout.ts), at absolute positions start .. start + tokens - 1 through the
  * sequence's page table. The CPU reference of the result is src/kernels/pagedKv.ts packPagedPool.
- * With `rope`, the same dispatch first applies the rotary embedding of rope.ts to q and k (in place,
- * as createRope does, bit for bit) and writes the rotated k: one dispatch instead of two.
+ * With `rope`, the same dispatch first applies the rotary embedding to q and k in place (reference:
+ * rope.ts ropeReference) and writes the rotated k: no separate RoPE pass.
  */
 import { bindGroup } from '../../gpu/buffers';
 import type { GpuContext } from '../../gpu/context';
