@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { defineConfig } from 'vitest/config';
 import react from '@vitejs/plugin-react';
 
@@ -12,6 +13,9 @@ export default defineConfig({
   build: { target: 'es2022', chunkSizeWarningLimit: 5000 },
   worker: { format: 'es' },
   test: {
+    // The kernel tests spend much of their time in SwiftShader's single-threaded stretches, so two
+    // test files at once keep even a 2-core machine busy (vitest's default there is one).
+    maxWorkers: Math.max(2, availableParallelism() - 1),
     projects: [
       {
         extends: true,
@@ -25,7 +29,6 @@ export default defineConfig({
           environment: 'node',
           pool: 'forks',
           env: softwareGpu,
-
           testTimeout: 120_000,
           hookTimeout: 120_000,
         },
