@@ -6,6 +6,7 @@
 import type { GpuCapabilities } from '../../gpu/context';
 import { wordsPerPage, type KvDtype } from '../../kernels/layout';
 import { rowWords, type WeightDtype } from '../../kernels/model/common';
+import { formatMiB } from '../loading/gpuSize';
 import type { CpuModel } from './cpuModel';
 
 export const PAGE_SIZE = 16;
@@ -28,8 +29,6 @@ export interface FitReport {
   kvBytes: number;
 }
 
-const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
-
 export function checkDeviceFit(
   model: CpuModel,
   caps: GpuCapabilities,
@@ -48,12 +47,14 @@ export function checkDeviceFit(
       problems.push(`${name}: one row of ${rowBytes} B exceeds the ${limit} B binding limit`);
     } else if (rows * rowBytes > limit) {
       const chunks = Math.ceil(rows / Math.floor(limit / rowBytes));
-      notes.push(`${name} (${mib(rows * rowBytes)}) is split into ${chunks} chunks`);
+      notes.push(`${name} (${formatMiB(rows * rowBytes)}) is split into ${chunks} chunks`);
     }
   };
   const whole = (name: string, bytes: number) => {
     if (bytes > deviceLimit) {
-      problems.push(`${name} needs ${mib(bytes)} in one binding (limit ${mib(deviceLimit)})`);
+      problems.push(
+        `${name} needs ${formatMiB(bytes)} in one binding (limit ${formatMiB(deviceLimit)})`,
+      );
     }
   };
   matrix('embedding', config.vocabSize, config.hiddenSize);
@@ -105,6 +106,8 @@ export function checkDeviceFit(
     );
   }
   const kvBytes = 2 * config.numLayers * poolBytes;
-  notes.unshift(`weights ${mib(weightBytes)} (${options.weightDtype}), KV cache ${mib(kvBytes)}`);
+  notes.unshift(
+    `weights ${formatMiB(weightBytes)} (${options.weightDtype}), KV cache ${formatMiB(kvBytes)}`,
+  );
   return { problems, notes, weightBytes, kvBytes };
 }
