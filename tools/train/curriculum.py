@@ -7,7 +7,9 @@ samples keep each task's surface (the same sentences, questions and `<answer>` l
 the instructions to one line and the context to a few hundred characters, so that most tokens of a
 batch sit in answers that need the lookup: key -> value (NIAH), value -> variable -> variable (VT),
 chapter -> location / character / item and item -> the item bought before it (the story tasks),
-and under them all, finding an earlier copy of a string and continuing it (plain repeats).
+and under them all, finding an earlier copy of a string and continuing it (plain repeats) or
+returning what came before it (reverse lookups: VT's names stand before the value or name they
+are assigned, so its answers copy backwards).
 
 Writes JSON lines {"task", "prompt", "completion"} as the app's task CLI does; seeded.
 """
@@ -29,11 +31,15 @@ FILLER = [
 
 
 def story_lists(path: Path) -> dict:
-    """The comma-separated vocabularies of the app's story data (`NAME = list(`...`)`)."""
+    """The app's story data: its comma-separated vocabularies (`NAME = list(`...`)`) and its
+    sentence templates (`NAME = ['...', ...]`), so warm-up chapters read like the task's."""
     text = path.read_text()
     lists = {}
     for name, body in re.findall(r"export const (\w+): readonly string\[\] = list\(`([^`]*)`\)", text):
         lists[name] = [w.strip() for w in body.split(",") if w.strip()]
+    for name, body in re.findall(r"export const (\w+): readonly string\[\] = \[(.*?)\];", text, re.S):
+        lists[name] = [json.loads(f'"{t}"') if q == '"' else t.replace("\\'", "'")
+                       for q, t in re.findall(r"""(['"])((?:\\.|(?!\1).)*)\1,?""", body)]
     return lists
 
 
@@ -54,6 +60,25 @@ def copy(rng: random.Random) -> dict:
     again = rng.sample(keys, len(keys)) if rng.random() < 0.5 else keys
     return {"task": "warmup_copy", "prompt": "Repeat the keys.\n" + "\n".join(keys) + "\nAgain:\n",
             "completion": "\n".join(again)}
+
+
+def reverse(rng: random.Random) -> dict:
+    """Names bound to values, then values asked for: each answer is the name written before its
+    value, the backward copy of VT's every hop (find "= VAR X." and return the name before it)."""
+    names = set()
+    count = rng.randint(2, 10)
+    while len(names) < count:
+        names.add("".join(rng.choices(UPPER, k=5)))
+    names = list(names)
+    numeric = rng.random() < 0.5
+    values = ([str(v) for v in rng.sample(range(10000, 100000), count)] if numeric
+              else ["VAR " + "".join(rng.choices(UPPER, k=5)) for _ in range(count)])
+    lines = [f"VAR {n} = {v}." for n, v in zip(names, values)]
+    asked = rng.sample(range(count), rng.randint(1, min(3, count)))
+    question = "Which variables are assigned " + ", ".join(values[i] for i in asked) + "?"
+    return {"task": "warmup_reverse",
+            "prompt": prompt("Name the variable of each value.", "question", question, " ".join(lines)),
+            "completion": "<answer>\n" + " ".join(names[i] for i in asked) + "\n</answer>"}
 
 
 def niah(rng: random.Random) -> dict:
@@ -77,7 +102,7 @@ def niah(rng: random.Random) -> dict:
 
 
 def vt(rng: random.Random) -> dict:
-    chains, hops = rng.randint(1, 6), rng.randint(1, 4)
+    chains, hops = rng.randint(1, 8), rng.choice([0, 1, 1, 2, 2, 3, 4, 4])
     names = set()
     while len(names) < chains * (hops + 1):
         names.add("".join(rng.choices(UPPER, k=5)))
@@ -106,8 +131,9 @@ def vt(rng: random.Random) -> dict:
 
 
 def story(rng: random.Random, lists: dict) -> list:
-    """A few short chapters, and one retrieval and one multi-hop sample about them."""
-    chapters = rng.randint(3, 8)
+    """A few short chapters in the task's own sentences (arrival, encounter, purchase), and one
+    retrieval and one multi-hop sample about them."""
+    chapters = rng.randint(2, 6)
     places = rng.sample(lists["LOCATIONS"], chapters)
     people = rng.sample(lists["CHARACTERS"], chapters)
     items, seen = [], set()
@@ -119,17 +145,19 @@ def story(rng: random.Random, lists: dict) -> list:
             items.append(item)
     text = []
     for c in range(chapters):
-        line = [f"Arion arrived in {places[c]}.", rng.choice(FILLER), f"There, Arion met {people[c]}.",
-                f"Arion bought an {items[c]} from {people[c]}." if items[c][0] in "aeiou"
-                else f"Arion bought a {items[c]} from {people[c]}."]
-        text.append(f"Chapter {c + 1}:\n" + " ".join(line))
+        article = "an" if items[c][0] in "aeiou" else "a"
+        fill = {"hero": "Arion", "place": places[c], "who": people[c], "item": f"{article} {items[c]}"}
+        line = [rng.choice(lists["ARRIVAL"]), rng.choice(lists["ENCOUNTER"]), rng.choice(lists["TALK"]),
+                rng.choice(lists["BUY"]), rng.choice(lists["FAREWELL"])]
+        text.append(f"Chapter {c + 1}:\n" + " ".join(re.sub(r"\{(\w+)\}", lambda m: fill[m.group(1)], t)
+                                                    for t in line))
     context = "\n\n".join(text)
     intro = "Answer from the story."
     kinds = [("location", "which specific location did the protagonist visit?", places),
              ("character", "which character did the protagonist meet?", people),
              ("item", "which specific item did the protagonist acquire?", items)]
     questions, answers = [], []
-    for i in range(rng.randint(1, 4)):
+    for i in range(rng.randint(1, 6)):
         c = rng.randrange(chapters)
         _, ask, gold = rng.choice(kinds)
         questions.append(f"{i + 1}. In Chapter {c + 1}, {ask}")
@@ -156,7 +184,8 @@ def main() -> None:
     lists = story_lists(Path(args.story_data))
     with open(args.out, "w") as f:
         for _ in range(args.samples):
-            for sample in [copy(rng), copy(rng), niah(rng), vt(rng), *story(rng, lists)]:
+            for sample in [copy(rng), reverse(rng), reverse(rng), reverse(rng), niah(rng), vt(rng), vt(rng),
+                           *story(rng, lists)]:
                 f.write(json.dumps(sample) + "\n")
 
 

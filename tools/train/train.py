@@ -7,7 +7,7 @@ config.json, model.safetensors (f16), tokenizer files and training_log.json to -
 
 Batches hold rows of one length bucket so short samples waste no compute. Training starts on the
 short warm-up samples of curriculum.py alone (--warmup-data), where most tokens are answers that
-need a lookup, then moves to the task samples, longer buckets more often as it goes on, with 15%
+need a lookup, then moves to the task samples, longer buckets more often as it goes on, with a share
 of the batches still warm-up ones. The loss is next-token cross-entropy on every token,
 with the completion (the answer) weighted COMPLETION_WEIGHT times a prompt token: the prompt's
 repeated question teaches copying, the completion teaches the task. Training stops at --steps or
@@ -63,8 +63,9 @@ def encode_row(sample: dict) -> tuple[np.ndarray, int]:
     return np.concatenate([prompt, completion, eos]), len(prompt)
 
 
-def load_rows(pattern: str) -> dict:
-    """Rows grouped by the smallest bucket that holds them."""
+def load_rows(pattern: str, tasks: dict) -> dict:
+    """Rows (ids, completion start, task index) grouped by the smallest bucket that holds them;
+    `tasks` maps task names to indices and grows as new names appear."""
     buckets = {b: [] for b in BUCKETS}
     paths = sorted(glob.glob(pattern))
     if not paths:
@@ -72,18 +73,20 @@ def load_rows(pattern: str) -> dict:
     for path in paths:
         with open(path) as f:
             for line in f:
-                ids, start = encode_row(json.loads(line))
+                sample = json.loads(line)
+                ids, start = encode_row(sample)
+                task = tasks.setdefault(sample["task"], len(tasks))
                 bucket = next((b for b in BUCKETS if len(ids) <= b), None)
                 if bucket is None:
                     raise ValueError(f"{path}: a sample of {len(ids)} tokens exceeds {BUCKETS[-1]}")
-                buckets[bucket].append((ids, start))
+                buckets[bucket].append((ids, start, task))
     return buckets
 
 
 def make_batch(rows: list, length: int, device: str):
     ids = torch.full((len(rows), length), char_tokenizer.PAD, dtype=torch.long)
     weights = torch.zeros((len(rows), length), dtype=torch.float32)
-    for r, (row, start) in enumerate(rows):
+    for r, (row, start, _) in enumerate(rows):
         ids[r, : len(row)] = torch.from_numpy(row)
         # weights[t] weighs the prediction of token t + 1
         weights[r, : len(row) - 1] = 1.0
@@ -97,9 +100,10 @@ def bucket_mix(progress: float) -> list:
     return [1.0 - long_share * 0.8, 1.0 - long_share * 0.5, 0.2 + long_share]
 
 
-def warmup_share(progress: float) -> float:
-    """Share of batches drawn from the warm-up samples: all of them first, 15% from mid-run on."""
-    return 1.0 if progress < 0.3 else max(0.15, 1.0 - (progress - 0.3) * 3.4)
+def warmup_share(progress: float, alone: float, floor: float) -> float:
+    """Share of batches drawn from the warm-up samples: all of them for the first `alone` of the
+    run, then falling to `floor` by a quarter of the run later."""
+    return 1.0 if progress < alone else max(floor, 1.0 - (progress - alone) * 4 * (1.0 - floor))
 
 
 def lr_at(step: int, progress: float, peak: float, warmup: int) -> float:
@@ -139,6 +143,10 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1.5e-3)
     ap.add_argument("--warmup", type=int, default=150)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--warmup-alone", type=float, default=0.3,
+                    help="share of the run trained on warm-up samples alone")
+    ap.add_argument("--warmup-floor", type=float, default=0.15,
+                    help="share of warm-up batches once the task samples are in")
     args = ap.parse_args()
 
     random.seed(args.seed)
@@ -149,9 +157,14 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
 
     t0 = time.time()
-    sources = {"tasks": load_rows(args.train)}
+    task_index = {}
+    sources = {"tasks": load_rows(args.train, task_index)}
     if args.warmup_data:
-        sources["warmup"] = load_rows(args.warmup_data)
+        sources["warmup"] = load_rows(args.warmup_data, task_index)
+    task_names = sorted(task_index, key=task_index.get)
+    # Completion loss summed per task between two log lines, on the GPU (read at log time only).
+    task_loss = torch.zeros(len(task_names), device=device)
+    task_tokens = torch.zeros(len(task_names), device=device)
     rows_per_bucket = {name: {b: len(r) for b, r in buckets.items()} for name, buckets in sources.items()}
     print(rows_per_bucket, f"loaded in {time.time() - t0:.1f}s", flush=True)
 
@@ -178,7 +191,8 @@ def main() -> None:
     last = min(args.steps, args.stop_step or args.steps)
     while step < last and time.time() < deadline:
         progress = max(step / args.steps, (time.time() - start) / (deadline - start))
-        source = "warmup" if "warmup" in sources and random.random() < warmup_share(progress) else "tasks"
+        source = "warmup" if "warmup" in sources and random.random() < warmup_share(
+            progress, args.warmup_alone, args.warmup_floor) else "tasks"
         buckets = sources[source]
         available = [b for b in BUCKETS if buckets[b]]
         if source == "tasks":
@@ -194,7 +208,7 @@ def main() -> None:
             cursor[key] = 0
         rows = [buckets[bucket][i] for i in order[key][cursor[key]: cursor[key] + per_batch]]
         cursor[key] += per_batch
-        length = max(len(r) for r, _ in rows)
+        length = max(len(r) for r, _, _ in rows)
         ids, w = make_batch(rows, length, device)
         lr = lr_at(step, progress, args.lr, args.warmup)
         for group in opt.param_groups:
@@ -209,11 +223,20 @@ def main() -> None:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+        in_completion = (wt == COMPLETION_WEIGHT).float()
+        row_tasks = torch.tensor([t for _, _, t in rows], device=device)
+        task_loss.index_add_(0, row_tasks, (loss_all.detach() * in_completion).sum(1))
+        task_tokens.index_add_(0, row_tasks, in_completion.sum(1))
         if step % 50 == 0:
-            completion = (loss_all * (wt == COMPLETION_WEIGHT)).sum() / (wt == COMPLETION_WEIGHT).sum()
+            completion = (loss_all * in_completion).sum() / in_completion.sum()
+            per_task = {name: round((task_loss[i] / task_tokens[i]).item(), 3)
+                        for i, name in enumerate(task_names) if task_tokens[i] > 0}
+            task_loss.zero_()
+            task_tokens.zero_()
             entry = {"step": step, "seconds": round(time.time() - start, 1), "lr": lr,
                      "source": source, "bucket": bucket, "loss": round(loss.item(), 4),
-                     "completion_loss": round(completion.item(), 4)}
+                     "completion_loss": round(completion.item(), 4),
+                     "completion_loss_by_task": per_task}
             log.append(entry)
             print(entry, flush=True)
         step += 1
@@ -239,6 +262,7 @@ def main() -> None:
     (out / "training_log.json").write_text(json.dumps({
         "parameters": params, "steps": step, "train_seconds": round(train_seconds),
         "batch_tokens": args.batch_tokens, "lr": args.lr, "seed": args.seed,
+        "warmup_alone": args.warmup_alone, "warmup_floor": args.warmup_floor,
         "completion_weight": COMPLETION_WEIGHT, "buckets": BUCKETS,
         "rows": rows_per_bucket, "gpu": torch.cuda.get_device_name(),
         "log": log, "held_out": scores}, indent=1))
