@@ -106,31 +106,57 @@ export interface PackedMask {
 }
 
 export function packMask(mask: BlockMask): PackedMask {
-  const { rowStart, keyBlock, blockKind, rule } = mask;
+  const { rowStart, keyBlock, blockKind } = mask;
+  const rule = ruleWords(mask, true);
   const entriesOffset = rowStart.length;
-  const ruleA = entriesOffset + keyBlock.length;
-  let a: Uint32Array = new Uint32Array(0);
-  let b: Uint32Array = new Uint32Array(0);
-  let ruleStride = 0;
+  const entries = new Uint32Array(keyBlock.length);
+  for (let e = 0; e < keyBlock.length; e++) entries[e] = keyBlock[e] * 2 + blockKind[e];
+  const { words, ruleA, ruleB } = joinWithRule([rowStart, entries], rule);
+  return { words, entriesOffset, ruleA, ruleB, ruleStride: rule.stride };
+}
+
+interface RuleWords {
+  a: Uint32Array;
+  b: Uint32Array;
+  stride: number;
+}
+
+/**
+ * The mask rule's two word sections and its stride: Vertical-Slash's columns and diagonals, or a
+ * bitset's per-entry slots (unless the caller folds them into its entries) and bits.
+ */
+function ruleWords(mask: BlockMask, slotsInRule: boolean): RuleWords {
+  const { rule, blockKind } = mask;
+  const none = new Uint32Array(0);
   if (rule.kind === 'vertical-slash') {
-    [a, b, ruleStride] = [rule.columns, rule.diagonals, rule.keyWords];
-  } else if (rule.kind === 'bitset') {
-    [a, b, ruleStride] = [
-      new Uint32Array(rule.slot.buffer, rule.slot.byteOffset, rule.slot.length),
-      rule.bits,
-      rule.wordsPerBlock,
-    ];
-  } else if (blockKind.includes(BLOCK_PARTIAL)) {
+    return { a: rule.columns, b: rule.diagonals, stride: rule.keyWords };
+  }
+  if (rule.kind === 'bitset') {
+    const slots = new Uint32Array(rule.slot.buffer, rule.slot.byteOffset, rule.slot.length);
+    return { a: slotsInRule ? slots : none, b: rule.bits, stride: rule.wordsPerBlock };
+  }
+  if (blockKind.includes(BLOCK_PARTIAL)) {
     throw new Error("block-sparse prefill: rule 'none' with partial blocks");
   }
-  const ruleB = ruleA + a.length;
-  const words = new Uint32Array(ruleB + b.length);
-  words.set(rowStart);
-  for (let e = 0; e < keyBlock.length; e++)
-    words[entriesOffset + e] = keyBlock[e] * 2 + blockKind[e];
-  words.set(a, ruleA);
-  words.set(b, ruleB);
-  return { words, entriesOffset, ruleA, ruleB, ruleStride };
+  return { a: none, b: none, stride: 0 };
+}
+
+/** The sections one after another, then the rule's two; where the rule's start. */
+function joinWithRule(
+  sections: readonly Uint32Array[],
+  rule: RuleWords,
+): { words: Uint32Array; ruleA: number; ruleB: number } {
+  const ruleA = sections.reduce((n, w) => n + w.length, 0);
+  const ruleB = ruleA + rule.a.length;
+  const words = new Uint32Array(ruleB + rule.b.length);
+  let at = 0;
+  for (const section of sections) {
+    words.set(section, at);
+    at += section.length;
+  }
+  words.set(rule.a, ruleA);
+  words.set(rule.b, ruleB);
+  return { words, ruleA, ruleB };
 }
 
 /** The mask regrouped per query tile (see the shader's header and Params). */
@@ -153,9 +179,7 @@ const STATE_PARTIAL = 2;
  */
 export function packTileMask(mask: BlockMask, rowsPerTile: number): PackedTileMask {
   const { rowStart, keyBlock, blockKind, rule, numHeads, numQueryBlocks } = mask;
-  if (rule.kind === 'none' && blockKind.includes(BLOCK_PARTIAL)) {
-    throw new Error("block-sparse prefill: rule 'none' with partial blocks");
-  }
+  const ruleSections = ruleWords(mask, false);
   const numQueryTiles = ceilDiv(numQueryBlocks, rowsPerTile);
   const stride = 1 + rowsPerTile;
   const entriesOffset = numHeads * numQueryTiles + 1;
@@ -197,22 +221,11 @@ export function packTileMask(mask: BlockMask, rowsPerTile: number): PackedTileMa
       tileStart[h * numQueryTiles + t + 1] = used;
     }
   }
-  let a: Uint32Array = new Uint32Array(0);
-  let b: Uint32Array = new Uint32Array(0);
-  let ruleStride = 0;
-  if (rule.kind === 'vertical-slash') {
-    [a, b, ruleStride] = [rule.columns, rule.diagonals, rule.keyWords];
-  } else if (rule.kind === 'bitset') {
-    [b, ruleStride] = [rule.bits, rule.wordsPerBlock];
-  }
-  const ruleA = entriesOffset + used * stride;
-  const ruleB = ruleA + a.length;
-  const words = new Uint32Array(ruleB + b.length);
-  words.set(tileStart);
-  words.set(entries.subarray(0, used * stride), entriesOffset);
-  words.set(a, ruleA);
-  words.set(b, ruleB);
-  return { words, numQueryTiles, entriesOffset, ruleA, ruleB, ruleStride };
+  const { words, ruleA, ruleB } = joinWithRule(
+    [tileStart, entries.subarray(0, used * stride)],
+    ruleSections,
+  );
+  return { words, numQueryTiles, entriesOffset, ruleA, ruleB, ruleStride: ruleSections.stride };
 }
 
 function checkMask(params: PrefillParams, mask: BlockMask): void {
