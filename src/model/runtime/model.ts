@@ -896,18 +896,20 @@ export class Model {
       );
       items.push({ attentionLayer: i });
       items.push(linear(layer.o, s.attn, s.x, { accumulate: true }));
-      if (config.gatedMlp) items.push(...normedLinear(layer.mlpNorm, layer.mlpIn, s.mlpIn));
-      if (config.gatedMlp && fused) {
-        items.push(linear(layer.mlpOut, s.mlpIn, s.x, { accumulate: true, gatedInput: true }));
-      } else if (config.gatedMlp) {
-        items.push(
-          createSwiGlu(
-            ctx,
-            { tokens: T, features: config.intermediateSize },
-            { gateUp: s.mlpIn, out: s.mlpAct },
-          ),
-        );
-        items.push(linear(layer.mlpOut, s.mlpAct, s.x, { accumulate: true }));
+      if (config.gatedMlp) {
+        items.push(...normedLinear(layer.mlpNorm, layer.mlpIn, s.mlpIn));
+        if (fused) {
+          items.push(linear(layer.mlpOut, s.mlpIn, s.x, { accumulate: true, gatedInput: true }));
+        } else {
+          items.push(
+            createSwiGlu(
+              ctx,
+              { tokens: T, features: config.intermediateSize },
+              { gateUp: s.mlpIn, out: s.mlpAct },
+            ),
+          );
+          items.push(linear(layer.mlpOut, s.mlpAct, s.x, { accumulate: true }));
+        }
       } else {
         const activation = config.activation === 'silu' ? undefined : config.activation;
         items.push(...normedLinear(layer.mlpNorm, layer.mlpIn, s.mlpAct, { activation }));
