@@ -24,8 +24,6 @@ struct Params {
   v_stride: u32,
   v_offset: u32,
   q_heads: u32,
-  q_stride: u32,
-  q_offset: u32,
 }
 
 const WORKGROUP_SIZE = 256u;
@@ -79,7 +77,7 @@ fn rotate_q(j: u32) {
   let h = (j / HALF) % params.q_heads;
   let t = j / (HALF * params.q_heads);
   let sc = sin_cos(f32(start[0] + t) * inv_freq[i]);
-  let base = params.q_offset + t * params.q_stride + h * HEAD_DIM + i;
+  let base = (t * params.q_heads + h) * HEAD_DIM + i;
   let v = rotate(q[base], q[base + HALF], sc.y, sc.x);
   q[base] = v.x;
   q[base + HALF] = v.y;

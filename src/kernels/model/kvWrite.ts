@@ -32,8 +32,8 @@ export interface KvWriteParams {
   kOffset?: number;
   vStride?: number;
   vOffset?: number;
-  /** Rotate q and k first (buffers kv, q, invFreq); q rows as RopeParams's qStride, qOffset. */
-  rope?: { numHeads: number; qStride?: number; qOffset?: number };
+  /** Rotate q and k first (buffers kv, q, invFreq); q is [tokens][numHeads][headDim]. */
+  rope?: { numHeads: number };
 }
 
 interface PoolBuffers {
@@ -90,8 +90,6 @@ export function createKvWrite(
       params.vStride ?? rowFloats,
       params.vOffset ?? 0,
       rope?.numHeads ?? 0,
-      rope?.qStride ?? (rope?.numHeads ?? 0) * kv.headDim,
-      rope?.qOffset ?? 0,
     ],
     [],
     'kv write params',
