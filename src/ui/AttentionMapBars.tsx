@@ -1,5 +1,7 @@
 /** Horizontal bars of shares in [0, 1]: per-head budgets and recall, per-layer sparsity and recall. */
 
+import { formatPercent } from './format';
+
 export interface BarRow {
   label: string;
   /** Each series' value in [0, 1], or null where it was not measured. */
@@ -67,7 +69,7 @@ export function AttentionMapBars({
                       )}
                     </div>
                     <span style={{ width: 56, textAlign: 'right' }}>
-                      {value === null ? '—' : `${(value * 100).toFixed(1)}%`}
+                      {value === null ? '—' : formatPercent(value)}
                     </span>
                   </div>
                 ))}

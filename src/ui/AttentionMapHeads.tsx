@@ -1,6 +1,7 @@
 import { useEffect, useRef } from 'react';
 import type { AttentionMapGrid } from '../kernels/attentionMap';
 import { paintHead } from './attentionMapRender';
+import { formatPercent } from './format';
 
 const THUMB = 72;
 
@@ -90,7 +91,7 @@ export function AttentionMapHeads({
           head={h}
           showKept={showKept}
           selected={h === head}
-          label={recall ? `Head ${h}: recall ${(recall[h] * 100).toFixed(1)}%` : `Head ${h}`}
+          label={recall ? `Head ${h}: recall ${formatPercent(recall[h])}` : `Head ${h}`}
           onSelect={() => onSelect(h)}
         />
       ))}

@@ -1,6 +1,7 @@
 import type { PhaseMeasurement, SampleTimings } from '../engine/sweepTypes';
 import { getMethod } from '../methods/registry';
 import { firstDivergence, type GenerationView, type RunState } from './playgroundStore';
+import { formatPercent } from './format';
 
 function methodLabel(name: string): string {
   return getMethod(name).label;
@@ -8,10 +9,6 @@ function methodLabel(name: string): string {
 
 function ms(value: number): string {
   return value >= 100 ? `${value.toFixed(0)} ms` : `${value.toFixed(1)} ms`;
-}
-
-function percent(value: number): string {
-  return `${(value * 100).toFixed(1)}%`;
 }
 
 /** The generated tokens, the divergent one marked, the rest after it dimmed. */
@@ -53,14 +50,14 @@ function LayerBars({ phase, measurement }: { phase: string; measurement: PhaseMe
   return (
     <div className="layer-bars" data-testid={`layer-bars-${phase}`}>
       <span className="readout-label">
-        {phase}: {percent(measurement.sparsity)} measured
+        {phase}: {formatPercent(measurement.sparsity)} measured
       </span>
       <div className="bars" role="img" aria-label={`${phase} measured sparsity per layer`}>
         {measurement.layers.map((layer) => (
           <div
             key={layer.layer}
             className="bar"
-            title={`layer ${layer.layer}: ${percent(layer.sparsity)} (${layer.touched} of ${layer.total} ${layer.unit} touched, ${layer.method})`}
+            title={`layer ${layer.layer}: ${formatPercent(layer.sparsity)} (${layer.touched} of ${layer.total} ${layer.unit} touched, ${layer.method})`}
           >
             <div className="bar-fill" style={{ height: `${Math.max(0, layer.sparsity) * 100}%` }} />
           </div>

@@ -13,12 +13,9 @@ import { PatternEditor } from './PatternEditor';
 import { TokenMaskCanvas } from './TokenMaskCanvas';
 import { usePlayground } from './playgroundStore';
 import { useAppStore, type PatternError } from './store';
+import { formatPercent } from './format';
 
 const SEQ_LENS = [256, 512, 1024, 2048];
-
-function percent(value: number): string {
-  return `${(value * 100).toFixed(1)}%`;
-}
 
 function PatternErrorView({ error, code }: { error: PatternError; code: boolean }) {
   return (
@@ -104,7 +101,7 @@ export function PatternsPanel() {
           </div>
           <div className="field">
             <label htmlFor={ids.sparsity}>
-              Target sparsity <output className="value">{percent(patterns.sparsity)}</output>
+              Target sparsity <output className="value">{formatPercent(patterns.sparsity)}</output>
             </label>
             <input
               id={ids.sparsity}
@@ -135,18 +132,18 @@ export function PatternsPanel() {
             <div>
               <span className="readout-label">Measured sparsity</span>
               <span className="readout-value" data-testid="measured-sparsity">
-                {valid ? percent(valid.measuredSparsity) : '—'}
+                {valid ? formatPercent(valid.measuredSparsity) : '—'}
               </span>
             </div>
             <div>
               <span className="readout-label">Asked</span>
-              <span className="readout-value muted">{percent(patterns.sparsity)}</span>
+              <span className="readout-value muted">{formatPercent(patterns.sparsity)}</span>
             </div>
             {valid && (
               <div>
                 <span className="readout-label">Head {patterns.head}</span>
                 <span className="readout-value muted">
-                  {percent(valid.headSparsity[patterns.head] ?? 0)}
+                  {formatPercent(valid.headSparsity[patterns.head] ?? 0)}
                 </span>
               </div>
             )}

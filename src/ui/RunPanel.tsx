@@ -7,10 +7,7 @@ import { MethodPicker } from './MethodPicker';
 import { usePlayground } from './playgroundStore';
 import { LENGTHS, MAX_NEW_TOKENS_LIMIT } from './runConfig';
 import { useAppStore } from './store';
-
-function percent(value: number): string {
-  return `${(value * 100).toFixed(0)}%`;
-}
+import { formatPercent } from './format';
 
 /** Pick a prompt and a method per phase, run dense and sparse, compare the two generations. */
 export function RunPanel() {
@@ -181,7 +178,7 @@ export function RunPanel() {
         <div className="methods-column">
           <div className="field">
             <label htmlFor={ids.sparsity}>
-              Target sparsity <output className="value">{percent(run.sparsity)}</output>
+              Target sparsity <output className="value">{formatPercent(run.sparsity, 0)}</output>
             </label>
             <input
               id={ids.sparsity}

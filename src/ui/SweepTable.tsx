@@ -7,14 +7,10 @@ import { useMemo } from 'react';
 import { aggregateResults } from '../engine/sweep';
 import type { PointAggregate, SampleResult, SweepPhase } from '../engine/sweepTypes';
 import { getMethod } from '../methods/registry';
-import { formatCount } from './format';
+import { formatCount, formatPercent } from './format';
 import { resultsMatching, type PlotFilter } from './sweepPlotData';
 
 const PHASE_ORDER: Record<SweepPhase, number> = { baseline: 0, prefill: 1, decode: 2 };
-
-function percent(value: number): string {
-  return Number.isFinite(value) ? `${(value * 100).toFixed(1)}%` : '—';
-}
 
 function withError(mean: number, se: number, digits: number): string {
   const text = mean.toFixed(digits);
@@ -23,8 +19,8 @@ function withError(mean: number, se: number, digits: number): string {
 
 function recallText(recall: PointAggregate['recall']): string {
   if (recall === null) return '—';
-  const se = Number.isFinite(recall.se) ? ` ± ${percent(recall.se)}` : '';
-  return `${percent(recall.mean)}${se}`;
+  const se = Number.isFinite(recall.se) ? ` ± ${formatPercent(recall.se)}` : '';
+  return `${formatPercent(recall.mean)}${se}`;
 }
 
 /** How a point's recall was measured, or why it has none. */
@@ -93,9 +89,9 @@ export function SweepTable({
                 <th scope="row">
                   {phase ? `${getMethod(row.method).label} (${phase})` : 'Dense (reference)'}
                 </th>
-                <td className="num">{phase ? percent(row.sparsity) : '—'}</td>
+                <td className="num">{phase ? formatPercent(row.sparsity) : '—'}</td>
                 <td className="num">
-                  {phase && row.n > 0 ? percent(row.measuredSparsity[phase].mean) : '—'}
+                  {phase && row.n > 0 ? formatPercent(row.measuredSparsity[phase].mean) : '—'}
                 </td>
                 <td className="num">
                   {row.n > 0 ? `${withError(row.score.mean, row.score.se, 3)} (${row.n})` : '—'}

@@ -16,6 +16,11 @@ export function formatCount(value: number): string {
   return value.toLocaleString('en-US');
 }
 
+/** A share in [0, 1] as a percentage; a missing one (NaN, infinite) as a dash. */
+export function formatPercent(value: number, digits = 1): string {
+  return Number.isFinite(value) ? `${(value * 100).toFixed(digits)}%` : '—';
+}
+
 /** Errors and tolerances in scientific notation; NaN (no measurement) as a dash. */
 export function formatError(value: number, digits = 2): string {
   if (Number.isNaN(value)) return '—';
