@@ -5,7 +5,8 @@
  * causal attention) against the adapter's nominal fp32 peak when known.
  *
  *   npm run bench -- [--quick] [--json results.json] [--tune] [--lengths 8192,16384,..]
- *                    [--only copy,prefill,decode,sparse,blasst,model]
+ *                    [--only copy,prefill,decode,sparse,blasst,model] [--blasst-splits 4,8]
+ *                    [--blasst-phase prefill|decode]
  *
  * sparse: block-sparse (even masks), sliding-window and Vertical-Slash (structured inputs) prefill,
  * Quest decode, at sparsity 0.5, 0.8, 0.9, 0.95 (and Quest at a 2048-token budget) next to dense
@@ -14,7 +15,8 @@
  * so that the kernel's counters show 70-80% of blocks skipped.
  * model: a model of SmolLM2-135M's shape with random weights through the runtime (prefill at 4K,
  * decode at 1K and 8K tokens), for tools/torch_model_bench.py to compare with.
- * --lengths replaces the sparse and BLASST lengths (prefill 8K, 16K; decode 8K..64K by default).
+ * --lengths replaces the sparse and BLASST lengths (prefill 8K, 16K; decode 8K..64K by default);
+ * --blasst-splits repeats the BLASST decode rows for each blocks-per-split value.
  *
  * --tune times variants of each kernel's tiling at one size instead, to choose the defaults.
  */
@@ -768,15 +770,35 @@ async function benchSparse(ctx: GpuContext, report: (row: BenchRow) => void) {
 }
 
 /** BLASST on structured inputs: prefill at the sparse prefill lengths, decode at the decode ones. */
+/** --blasst-splits a,b,..: BLASST decode rows per blocks-per-split value (default: the plan's). */
+function parseBlasstSplits(text: string | undefined): (number | undefined)[] {
+  if (text === undefined) return [undefined];
+  const values = text.split(',').map(Number);
+  if (!values.every((v) => Number.isInteger(v) && v >= 1)) {
+    throw new Error(`--blasst-splits takes whole numbers >= 1 separated by commas; got '${text}'`);
+  }
+  return values;
+}
+const blasstSplits = parseBlasstSplits(option('blasst-splits'));
+
+/** --blasst-phase prefill|decode: only that phase's BLASST rows. */
+const blasstPhase = option('blasst-phase');
+if (blasstPhase !== undefined && blasstPhase !== 'prefill' && blasstPhase !== 'decode') {
+  throw new Error(`--blasst-phase takes prefill or decode; got '${blasstPhase}'`);
+}
+
 async function benchBlasstSection(ctx: GpuContext, report: (row: BenchRow) => void) {
   const { shape } = shapes[0];
-  for (const [phase, lengths] of [
-    ['prefill', sparsePrefillLengths],
-    ['decode', sparseDecodeLengths],
-  ] as const) {
-    for (const length of lengths) {
-      const { denseMs, rows } = await benchBlasst(ctx, shape, length, phase);
-      console.error(`  dense ${phase} (structured) L=${length}: ${denseMs.toFixed(4)} ms`);
+  for (const length of blasstPhase === 'decode' ? [] : sparsePrefillLengths) {
+    const { denseMs, rows } = await benchBlasst(ctx, shape, length, 'prefill');
+    console.error(`  dense prefill (structured) L=${length}: ${denseMs.toFixed(4)} ms`);
+    rows.forEach(report);
+  }
+  for (const length of blasstPhase === 'prefill' ? [] : sparseDecodeLengths) {
+    for (const blocksPerSplit of blasstSplits) {
+      const splits = blocksPerSplit === undefined ? {} : { blocksPerSplit };
+      const { denseMs, rows } = await benchBlasst(ctx, shape, length, 'decode', splits);
+      console.error(`  dense decode (structured) L=${length}: ${denseMs.toFixed(4)} ms`);
       rows.forEach(report);
     }
   }
