@@ -1,15 +1,18 @@
 /**
- * npx tsx tools/sweep_report.ts <results.json> <out prefix>
+ * npx tsx tools/sweep_report.ts <results.json>[,<more.json>...] <out prefix>
  *
- * Turns a sweep results file (npm run sweep -- --out results.json) into what docs/ shows: a
- * Markdown table (<prefix>.md) of every point's mean score with its standard error and sample
- * count, per task and length, and a plot (<prefix>.svg): score against the sparsity the kernels
+ * Turns sweep results files (npm run sweep -- --out results.json; several files of one model, e.g.
+ * one per length, are merged) into what docs/ shows: a Markdown table (<prefix>.md) of every
+ * point's mean score with its standard error and sample count, per task and length, then the
+ * length comparison of src/engine/lengthTolerance.ts (the study's first finding) where a point
+ * was swept at two lengths or more, and a plot (<prefix>.svg): score against the sparsity the kernels
  * measured (of the phase the method makes sparse; adaptive methods reach other sparsities than the
  * target, so the target would mislead), one panel
  * per task and length, one line per method, the dense score as a dashed line, error bars of one
  * standard error. Numbers come from the file's aggregates, as the engine computed them.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
+import { compareLengths, tallyVerdicts } from '../src/engine/lengthTolerance';
 import type { SweepResultsFile } from '../src/engine/store/jsonFile';
 import type { PointAggregate } from '../src/engine/sweepTypes';
 
@@ -40,6 +43,36 @@ function panels(aggregates: readonly PointAggregate[]): Map<string, PointAggrega
   return byPanel;
 }
 
+function lengthTable(aggregates: readonly PointAggregate[]): string[] {
+  const rows = compareLengths(aggregates);
+  if (rows.length === 0) return [];
+  const { all, prefill, decode, denseAlike } = tallyVerdicts(rows);
+  const count = (t: typeof all) => `${t.longer} longer, ${t.shorter} shorter, ${t.tie} ties`;
+  const lines = [
+    '',
+    '## By length (finding 1: longer sequences tolerate higher sparsity)',
+    '',
+    'Per point, the mean (method - dense) score at a shorter length against the longest one; ' +
+      '"difference" is longer minus shorter (positive: the longer length loses less), ± the SE of ' +
+      'the difference of two independent means. A comparison goes to a length only beyond one SE. ' +
+      `Tally: ${count(all)} (prefill: ${count(prefill)}; decode: ${count(decode)}). ` +
+      'Where dense scores differently at the two lengths (beyond one SE; "dense" marked *), a ' +
+      `method has more or less to lose at one of them; without those rows: ${count(denseAlike)}.`,
+    '',
+    '| task | phase | method | target s | lengths | dense | vs dense (shorter) | vs dense (longer) | difference | measured s | verdict |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
+  ];
+  for (const r of rows) {
+    lines.push(
+      `| ${r.task} | ${r.phase} | ${r.method} | ${r.sparsity} | ${r.shorter} / ${r.longer} | ` +
+        `${fmt(r.shorterDense)} / ${fmt(r.longerDense)}${r.denseDiffers ? ' *' : ''} | ` +
+        `${fmt(r.shorterDelta)} | ${fmt(r.longerDelta)} | ${fmt(r.difference)} ± ${fmt(r.se)} | ` +
+        `${fmt(r.shorterMeasured)} / ${fmt(r.longerMeasured)} | ${r.verdict} |`,
+    );
+  }
+  return lines;
+}
+
 function table(file: SweepResultsFile, aggregates: readonly PointAggregate[]): string {
   const lines = [
     `Model: ${file.model.name}. Samples per task and length: ${file.config.samples}. ` +
@@ -66,7 +99,7 @@ function table(file: SweepResultsFile, aggregates: readonly PointAggregate[]): s
         `${fmt(a.measuredSparsity.prefill.mean)} / ${fmt(a.measuredSparsity.decode.mean)} |`,
     );
   }
-  return lines.join('\n') + '\n';
+  return [...lines, ...lengthTable(aggregates)].join('\n') + '\n';
 }
 
 /** The measured sparsity of the phase a point makes sparse. */
@@ -152,17 +185,28 @@ function plot(aggregates: readonly PointAggregate[]): string {
 }
 
 function main(): void {
-  const [input, prefix] = process.argv.slice(2);
-  if (!input || !prefix) {
-    console.error('usage: npx tsx tools/sweep_report.ts <results.json> <out prefix>');
+  const [inputs, prefix] = process.argv.slice(2);
+  if (!inputs || !prefix) {
+    console.error(
+      'usage: npx tsx tools/sweep_report.ts <results.json>[,<more.json>...] <out prefix>',
+    );
     process.exit(2);
   }
-  const file = JSON.parse(readFileSync(input, 'utf8')) as SweepResultsFile;
-  if (!Array.isArray(file.aggregates)) {
-    throw new Error(`${input}: no aggregates (write it with npm run sweep -- --out)`);
+  const files = inputs.split(',').map((input) => {
+    const file = JSON.parse(readFileSync(input, 'utf8')) as SweepResultsFile;
+    if (!Array.isArray(file.aggregates)) {
+      throw new Error(`${input}: no aggregates (write it with npm run sweep -- --out)`);
+    }
+    return { input, file };
+  });
+  for (const { input, file } of files) {
+    if (file.model.name !== files[0].file.model.name) {
+      throw new Error(`${input}: results of ${file.model.name}; merge files of one model only`);
+    }
   }
-  writeFileSync(`${prefix}.md`, table(file, file.aggregates));
-  writeFileSync(`${prefix}.svg`, plot(file.aggregates));
+  const aggregates = files.flatMap(({ file }) => file.aggregates);
+  writeFileSync(`${prefix}.md`, table(files[0].file, aggregates));
+  writeFileSync(`${prefix}.svg`, plot(aggregates));
   console.error(`wrote ${prefix}.md and ${prefix}.svg`);
 }
 
