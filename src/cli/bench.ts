@@ -6,7 +6,7 @@
  *
  *   npm run bench -- [--quick] [--json results.json] [--tune] [--lengths 8192,16384,..]
  *                    [--only copy,prefill,decode,sparse,blasst,model] [--blasst-splits 4,8]
- *                    [--blasst-phase prefill|decode]
+ *                    [--blasst-phase prefill|decode] [--blasst-curve]
  *
  * sparse: block-sparse (even masks), sliding-window and Vertical-Slash (structured inputs) prefill,
  * Quest decode, at sparsity 0.5, 0.8, 0.9, 0.95 (and Quest at a 2048-token budget) next to dense
@@ -16,7 +16,8 @@
  * model: a model of SmolLM2-135M's shape with random weights through the runtime (prefill at 4K,
  * decode at 1K and 8K tokens), for tools/torch_model_bench.py to compare with.
  * --lengths replaces the sparse and BLASST lengths (prefill 8K, 16K; decode 8K..64K by default);
- * --blasst-splits repeats the BLASST decode rows for each blocks-per-split value.
+ * --blasst-splits repeats the BLASST decode rows for each blocks-per-split value; --blasst-curve
+ * times every lambda of the calibration as well (time against the skipped share).
  *
  * --tune times variants of each kernel's tiling at one size instead, to choose the defaults.
  */
@@ -617,12 +618,26 @@ async function benchBlasst(
   const mid = (low + high) / 2;
   const distance = (s: number) =>
     s < low ? low - s : s > high ? s - high : Math.abs(s - mid) / 10;
+  const splits = Object.entries(decodeSplits).map(([key, value]) => `, ${key} ${value}`);
   for (const order of blasstOrders) {
     let best = { lambda: 0, skipped: 0 };
     for (const lambda of phase === 'prefill' ? blasstPrefillLambdas : blasstDecodeLambdas) {
       const kernel = build(lambda, order);
       await runOnce(ctx, kernel.record);
       const skipped = await skippedShare(ctx, counts);
+      if (blasstCurve) {
+        const ms = await timeAdaptive(ctx, kernel.record);
+        rows.push({
+          kernel: `BLASST ${phase} curve (${order}, lambda ${lambda}${splits.join('')})`,
+          shape: shapes[0].name,
+          length,
+          kvDtype: dtype,
+          ms,
+          measuredSparsity: skipped,
+          speedup: denseMs / ms,
+          config: { lambda, order, skippedShare: skipped, curve: true, ...decodeSplits },
+        });
+      }
       kernel.scratch.forEach((buffer) => buffer.destroy());
       if (distance(skipped) < distance(best.skipped)) best = { lambda, skipped };
     }
@@ -630,7 +645,6 @@ async function benchBlasst(
     const ms = await timeAdaptive(ctx, kernel.record);
     const skipped = await skippedShare(ctx, counts);
     kernel.scratch.forEach((buffer) => buffer.destroy());
-    const splits = Object.entries(decodeSplits).map(([key, value]) => `, ${key} ${value}`);
     rows.push({
       kernel: `BLASST ${phase} (${order}, lambda ${best.lambda}${splits.join('')})`,
       shape: shapes[0].name,
@@ -781,6 +795,11 @@ function parseBlasstSplits(text: string | undefined): (number | undefined)[] {
 }
 const blasstSplits = parseBlasstSplits(option('blasst-splits'));
 
+/**
+ * --blasst-curve: time every calibration lambda too, so the rows trace time against the skipped
+ * share (what a skipped block costs next to a kept one).
+ */
+const blasstCurve = flag('blasst-curve');
 /** --blasst-phase prefill|decode: only that phase's BLASST rows. */
 const blasstPhase = option('blasst-phase');
 if (blasstPhase !== undefined && blasstPhase !== 'prefill' && blasstPhase !== 'decode') {
