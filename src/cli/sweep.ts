@@ -15,6 +15,7 @@ import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { ModelBackend, tokenizerCodec } from '../engine/modelBackend';
 import { DEFAULT_RECALL_QUERIES } from '../engine/recall';
+import { compareLengths, tallyVerdicts } from '../engine/lengthTolerance';
 import { JsonFileResultStore } from '../engine/store/jsonFile';
 import { aggregateResults, runSweep, sweepFingerprint, validateSweepConfig } from '../engine/sweep';
 import { resultsToCsv } from '../engine/sweepCsv';
@@ -163,6 +164,25 @@ function printRecallGaps(results: readonly SampleResult[]): void {
   for (const gap of gaps) console.log(`no recall for ${gap}`);
 }
 
+/** With two lengths or more: the study's first finding on these results (lengthTolerance.ts). */
+function printLengthComparison(results: readonly SampleResult[]): void {
+  const rows = compareLengths(aggregateResults(results));
+  if (rows.length === 0) return;
+  const { all, denseAlike } = tallyVerdicts(rows);
+  const count = (t: typeof all) => `${t.longer} longer, ${t.shorter} shorter, ${t.tie} ties`;
+  console.log(
+    `lengths (point against dense, shorter vs longest, beyond one SE): ${count(all)}; ` +
+      `where dense scores alike at both: ${count(denseAlike)}`,
+  );
+  for (const r of rows.filter((row) => row.verdict !== 'tie')) {
+    console.log(
+      `  ${r.verdict} loses less: ${r.task} ${r.phase}:${r.method}@${r.sparsity} ` +
+        `${r.shorter} ${r.shorterDelta.toFixed(3)} vs ${r.longer} ${r.longerDelta.toFixed(3)} ` +
+        `(difference ${r.difference.toFixed(3)} +- ${r.se.toFixed(3)}${r.denseDiffers ? ', dense differs' : ''})`,
+    );
+  }
+}
+
 async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
@@ -285,6 +305,7 @@ async function main(): Promise<number> {
   }
   printSummary(aggregateResults(store.all(), { acrossTasks: true, acrossLengths: true }));
   printRecallGaps(store.all());
+  printLengthComparison(store.all());
   if (cancelled) {
     console.error('cancelled: run the same command again to resume');
     return 130;

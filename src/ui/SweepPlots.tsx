@@ -8,6 +8,7 @@ import type { PlotlyApi } from 'plotly.js-dist-min';
 import type { SampleResult } from '../engine/sweepTypes';
 import { getMethod } from '../methods/registry';
 import { getTask } from '../tasks/registry';
+import { SweepLengths } from './SweepLengths';
 import { SweepTable } from './SweepTable';
 import {
   accuracyVsCost,
@@ -285,6 +286,7 @@ export function SweepPlots({
         <Plot key={spec.id} spec={spec} onReady={onPlotReady} />
       ))}
       <SweepTable results={results} filter={filter} />
+      <SweepLengths results={results} task={filter.task} />
     </div>
   );
 }

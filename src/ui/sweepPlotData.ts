@@ -5,7 +5,9 @@
  * the GPU-time speed-up against dense. Pairing is by sample: a ratio is taken per sample against
  * dense's run of that same sample, then averaged (with its standard error).
  */
+import { compareLengths, type LengthComparison } from '../engine/lengthTolerance';
 import { aggregate, type Aggregate } from '../engine/metrics';
+import { aggregateResults } from '../engine/sweep';
 import type { SampleResult, SweepPhase } from '../engine/sweepTypes';
 
 export interface PlotFilter {
@@ -191,4 +193,16 @@ export function resultAxes(results: readonly SampleResult[]): {
     tasks: [...new Set(results.map((r) => r.task))].sort(),
     lengths: [...new Set(results.map((r) => r.length))].sort((a, b) => a - b),
   };
+}
+
+/**
+ * The study's first finding on these results: each point at a shorter length against the same
+ * point at the longest, each against its own dense score (engine/lengthTolerance.ts), over every
+ * length of the chosen task (or of every task).
+ */
+export function lengthComparisons(
+  results: readonly SampleResult[],
+  task: string | null,
+): LengthComparison[] {
+  return compareLengths(aggregateResults(resultsMatching(results, { task, length: null })));
 }

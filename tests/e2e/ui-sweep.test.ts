@@ -87,11 +87,11 @@ function measurement(sparsity: number) {
   return { sparsity, touched: 0, total: 0, layers: [], plannerMs: 0 };
 }
 
-function resultsOf(points: PointSpec[]): SampleResult[] {
+function resultsOf(points: PointSpec[], length = 1024): SampleResult[] {
   return points.flatMap((p) =>
     p.scores.map((score, seed): SampleResult => {
       const pointId = p.phase === 'baseline' ? 'dense' : `${p.phase}:${p.method}@${p.sparsity}`;
-      const sampleId = `ruler_niah/1024/${seed}`;
+      const sampleId = `ruler_niah/${length}/${seed}`;
       return {
         key: `${pointId}|${sampleId}`,
         pointId,
@@ -100,7 +100,7 @@ function resultsOf(points: PointSpec[]): SampleResult[] {
         sparsity: p.sparsity,
         sampleId,
         task: 'ruler_niah',
-        length: 1024,
+        length,
         seed,
         status: 'ok',
         attention: {
@@ -228,6 +228,8 @@ describe('the sweep panel', () => {
     await panel
       .getByTestId('sweep-table')
       .screenshot({ path: join(shotDir, 'ui-sweep-table.png') });
+    // One length: nothing to compare across lengths.
+    expect(await panel.getByTestId('sweep-length-comparison').count()).toBe(0);
 
     const download = async (testId: string) => {
       const [file] = await Promise.all([
@@ -260,6 +262,53 @@ describe('the sweep panel', () => {
     await panel.getByTestId('import-results').setInputFiles(bad);
     expect(await panel.getByTestId('import-error').innerText()).toMatch(/no "results" list/);
     expect(await accuracy.count()).toBe(1);
+    expect(errors).toEqual([]);
+    await page.context().close();
+  });
+
+  it('compares lengths when the results hold two: the longer one losing less to Block-Sparse at 0.9', async () => {
+    // At 2048 Block-Sparse at 0.9 keeps dense's scores; at 1024 it loses 0.4375 (POINTS).
+    const longer = POINTS.map((p) =>
+      p.method === 'block_sparse' && p.sparsity === 0.9 ? { ...p, scores: POINTS[0].scores } : p,
+    );
+    const file = join(shotDir, 'ui-sweep-lengths.json');
+    await writeFile(
+      file,
+      JSON.stringify({
+        model: 'test',
+        config: {},
+        results: [...resultsOf(POINTS), ...resultsOf(longer, 2048)],
+      }),
+    );
+    const { page, errors } = await openPage(browser, url, { gpu: false });
+    const panel = page.getByTestId('sweep-panel');
+    await panel.getByTestId('import-results').setInputFiles(file);
+    const table = panel.getByTestId('sweep-length-comparison');
+    await table.waitFor({ timeout: 60_000 });
+    const verdicts = await table
+      .locator('tbody tr')
+      .evaluateAll((rows) =>
+        rows.map((r) => [r.querySelector('th')!.textContent, (r as HTMLElement).dataset.verdict]),
+      );
+    expect(verdicts).toEqual([
+      ['Quest (decode), 90.0%', 'tie'],
+      ['Block-Sparse (prefill), 50.0%', 'tie'],
+      ['Block-Sparse (prefill), 90.0%', 'longer'],
+    ]);
+    const cells = await table.locator('tr[data-verdict="longer"] td').allInnerTexts();
+    const [, se1024] = meanSe(POINTS[2].scores.map((s, i) => s - POINTS[0].scores[i]));
+    expect(cells).toEqual([
+      'ruler_niah',
+      '1024 / 2048',
+      '0.938 / 0.938',
+      '-0.438 / 0.000',
+      `+0.438 ± ${se1024.toFixed(3)}`,
+      'longer',
+    ]);
+    expect(await table.locator('caption').innerText()).toMatch(
+      /1 for the longer length, 0 for the shorter, 2 within one SE/,
+    );
+    await table.screenshot({ path: join(shotDir, 'ui-sweep-lengths.png') });
     expect(errors).toEqual([]);
     await page.context().close();
   });

@@ -16,7 +16,12 @@ import {
   sweepProblem,
 } from '../../src/ui/runConfig';
 import { decodeShareHash, encodeShareHash, type SharedState } from '../../src/ui/shareState';
-import { accuracyVsCost, accuracyVsSparsity, speedupVsSparsity } from '../../src/ui/sweepPlotData';
+import {
+  accuracyVsCost,
+  accuracyVsSparsity,
+  lengthComparisons,
+  speedupVsSparsity,
+} from '../../src/ui/sweepPlotData';
 
 function sharedState(): SharedState {
   return {
@@ -118,9 +123,10 @@ function result(
   seed: number,
   values: { score: number; prefillMs?: number; decodeMs?: number; flops?: number; bytes?: number },
   status: 'ok' | 'error' = 'ok',
+  length = 2048,
 ): SampleResult {
   const pointId = phase === 'baseline' ? 'dense' : `${phase}:${method}@${sparsity}`;
-  const sampleId = `ruler_niah/2048/${seed}`;
+  const sampleId = `ruler_niah/${length}/${seed}`;
   const empty = { sparsity: 0, touched: 0, total: 0, layers: [], plannerMs: 0 };
   return {
     key: `${pointId}|${sampleId}`,
@@ -130,7 +136,7 @@ function result(
     sparsity,
     sampleId,
     task: 'ruler_niah',
-    length: 2048,
+    length,
     seed,
     status,
     attention: { prefill: { name: 'dense', params: {} }, decode: { name: 'dense', params: {} } },
@@ -199,5 +205,39 @@ describe('sweep plot numbers', () => {
     const none = accuracyVsSparsity(all, { task: 'ruler_vt', length: null });
     expect(none).toEqual({ dense: null, series: [] });
     expect(accuracyVsSparsity(all, { task: null, length: 2048 }).series).toHaveLength(2);
+  });
+});
+
+describe('sweep lengths table (finding 1)', () => {
+  const at = (length: number, phase: SweepPhase, method: string, scores: number[]) =>
+    scores.map((score, seed) =>
+      result(phase, method, phase === 'baseline' ? 0 : 0.9, seed, { score }, 'ok', length),
+    );
+  const results = [
+    ...at(2048, 'baseline', 'dense', [1, 1, 1]),
+    ...at(4096, 'baseline', 'dense', [1, 1, 1]),
+    ...at(2048, 'prefill', 'block_sparse', [0, 0, 0]),
+    ...at(4096, 'prefill', 'block_sparse', [1, 1, 0]),
+  ];
+
+  it('compares the shorter length with the longer one on the paired dense samples', () => {
+    const [row] = lengthComparisons(results, null);
+    expect([row.shorter, row.longer, row.method]).toEqual([2048, 4096, 'block_sparse']);
+    expect(row.shorterDelta).toBe(-1);
+    expect(row.longerDelta).toBeCloseTo(-1 / 3, 12);
+    // Deltas 0, 0, -1 at 4096: SE sqrt(1/3) / sqrt(3) = 1/3 < the difference 2/3.
+    expect(row.se).toBeCloseTo(1 / 3, 12);
+    expect(row.verdict).toBe('longer');
+    expect(row.denseDiffers).toBe(false);
+  });
+
+  it('shows nothing for one length, or for a task the sweep did not run', () => {
+    expect(
+      lengthComparisons(
+        results.filter((r) => r.length === 4096),
+        null,
+      ),
+    ).toEqual([]);
+    expect(lengthComparisons(results, 'ruler_vt')).toEqual([]);
   });
 });
