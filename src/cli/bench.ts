@@ -619,6 +619,22 @@ async function benchBlasst(
   const distance = (s: number) =>
     s < low ? low - s : s > high ? s - high : Math.abs(s - mid) / 10;
   const splits = Object.entries(decodeSplits).map(([key, value]) => `, ${key} ${value}`);
+  const row = (
+    label: string,
+    lambda: number,
+    order: BlasstOrder,
+    ms: number,
+    skipped: number,
+  ): BenchRow => ({
+    kernel: `BLASST ${phase}${label} (${order}, lambda ${lambda}${splits.join('')})`,
+    shape: shapes[0].name,
+    length,
+    kvDtype: dtype,
+    ms,
+    measuredSparsity: skipped,
+    speedup: denseMs / ms,
+    config: { lambda, order, skippedShare: skipped, ...decodeSplits },
+  });
   for (const order of blasstOrders) {
     let best = { lambda: 0, skipped: 0 };
     for (const lambda of phase === 'prefill' ? blasstPrefillLambdas : blasstDecodeLambdas) {
@@ -626,17 +642,7 @@ async function benchBlasst(
       await runOnce(ctx, kernel.record);
       const skipped = await skippedShare(ctx, counts);
       if (blasstCurve) {
-        const ms = await timeAdaptive(ctx, kernel.record);
-        rows.push({
-          kernel: `BLASST ${phase} curve (${order}, lambda ${lambda}${splits.join('')})`,
-          shape: shapes[0].name,
-          length,
-          kvDtype: dtype,
-          ms,
-          measuredSparsity: skipped,
-          speedup: denseMs / ms,
-          config: { lambda, order, skippedShare: skipped, curve: true, ...decodeSplits },
-        });
+        rows.push(row(' curve', lambda, order, await timeAdaptive(ctx, kernel.record), skipped));
       }
       kernel.scratch.forEach((buffer) => buffer.destroy());
       if (distance(skipped) < distance(best.skipped)) best = { lambda, skipped };
@@ -645,16 +651,7 @@ async function benchBlasst(
     const ms = await timeAdaptive(ctx, kernel.record);
     const skipped = await skippedShare(ctx, counts);
     kernel.scratch.forEach((buffer) => buffer.destroy());
-    rows.push({
-      kernel: `BLASST ${phase} (${order}, lambda ${best.lambda}${splits.join('')})`,
-      shape: shapes[0].name,
-      length,
-      kvDtype: dtype,
-      ms,
-      measuredSparsity: skipped,
-      speedup: denseMs / ms,
-      config: { lambda: best.lambda, order, skippedShare: skipped, ...decodeSplits },
-    });
+    rows.push(row('', best.lambda, order, ms, skipped));
   }
   counts.destroy();
   inputs.destroy();
