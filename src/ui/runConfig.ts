@@ -37,8 +37,12 @@ export interface RunConfig {
   maxNewTokens: number;
 }
 
-/** Lengths offered in the pickers (the model's maximum positions cap what runs). */
-export const LENGTHS = [256, 512, 1024, 2048, 4096, 8192, 16384, 32768] as const;
+/**
+ * Lengths offered in the pickers (the model's maximum positions cap what runs). 3584: every task
+ * fits there with the embedded model's tokenizer (the story tasks need 3,072 to 3,328 tokens), so
+ * its 4,096-token context still leaves two lengths to compare on all six.
+ */
+export const LENGTHS = [256, 512, 1024, 2048, 3584, 4096, 8192, 16384, 32768] as const;
 /** The Sparse Frontier's sparsity grid. */
 export const PAPER_SPARSITIES = [0, 0.33, 0.5, 0.6, 0.7, 0.8, 0.87, 0.9, 0.93, 0.95] as const;
 export const MAX_NEW_TOKENS_LIMIT = 512;
