@@ -17,8 +17,16 @@ export interface PlotFilter {
   length: number | null;
 }
 
+/**
+ * What the sparsity plots put on x: the sparsity the kernels counted in the method's phase (mean
+ * over the point's samples), or the target the method was asked for. They differ for the adaptive
+ * methods (FlexPrefill, BLASST, Vertical-Slash's minimum budgets), whose counted sparsity depends
+ * on the data.
+ */
+export type SparsityAxis = 'measured' | 'target';
+
 export interface SeriesPoint {
-  /** Target sparsity (asked), or the relative cost for the cost plot. */
+  /** Sparsity (measured or target, see SparsityAxis), or the relative cost for the cost plot. */
   x: number;
   /** Aggregate of the plotted quantity over the point's samples. */
   y: Aggregate;
@@ -113,16 +121,26 @@ function denseScore(results: readonly SampleResult[]): Aggregate | null {
   return dense.length > 0 ? aggregate(dense.map((r) => r.score)) : null;
 }
 
-/** Task score against target sparsity, per method, with the dense reference. */
-export function accuracyVsSparsity(results: readonly SampleResult[], filter: PlotFilter): PlotData {
+/** x of a point on the sparsity plots; with the measured axis, each series in ascending x. */
+function sparsityX(axis: SparsityAxis) {
+  return (sparsity: number, samples: SampleResult[]) =>
+    axis === 'target' ? sparsity : aggregate(samples.map(measuredOf)).mean;
+}
+
+function inOrderOfX(series: Series[]): Series[] {
+  return series.map((s) => ({ ...s, points: [...s.points].sort((a, b) => a.x - b.x) }));
+}
+
+/** Task score against sparsity (measured or target), per method, with the dense reference. */
+export function accuracyVsSparsity(
+  results: readonly SampleResult[],
+  filter: PlotFilter,
+  axis: SparsityAxis = 'measured',
+): PlotData {
   const chosen = selected(results, filter);
   return {
     dense: denseScore(chosen),
-    series: buildSeries(
-      chosen,
-      (r) => r.score,
-      (s) => s,
-    ),
+    series: inOrderOfX(buildSeries(chosen, (r) => r.score, sparsityX(axis))),
   };
 }
 
@@ -167,19 +185,25 @@ function phaseMs(r: SampleResult, phase: SweepPhase): number {
  * Speed-up against dense from the measured GPU times: per sample, dense's time in the method's
  * phase (prefill, or decode per token) over this run's, then averaged. Dense is 1.
  */
-export function speedupVsSparsity(results: readonly SampleResult[], filter: PlotFilter): PlotData {
+export function speedupVsSparsity(
+  results: readonly SampleResult[],
+  filter: PlotFilter,
+  axis: SparsityAxis = 'measured',
+): PlotData {
   const chosen = selected(results, filter);
   const dense = denseBySample(chosen);
   return {
     dense: dense.size > 0 ? aggregate([1]) : null,
-    series: buildSeries(
-      chosen,
-      (r) => {
-        const base = dense.get(r.sampleId);
-        const mine = phaseMs(r, r.phase);
-        return base && mine > 0 ? phaseMs(base, r.phase) / mine : null;
-      },
-      (s) => s,
+    series: inOrderOfX(
+      buildSeries(
+        chosen,
+        (r) => {
+          const base = dense.get(r.sampleId);
+          const mine = phaseMs(r, r.phase);
+          return base && mine > 0 ? phaseMs(base, r.phase) / mine : null;
+        },
+        sparsityX(axis),
+      ),
     ),
   };
 }

@@ -178,13 +178,21 @@ describe('the sweep panel', () => {
     const dense = acc.find((t) => t.name?.startsWith('dense'))!;
     expect(dense.y).toEqual([denseMean, denseMean]);
     const blockSparse = acc.find((t) => t.name === 'Block-Sparse (prefill)')!;
-    expect(blockSparse.x).toEqual([0.5, 0.9]);
+    // x: the sparsity the kernels counted (the file's prefill counts are the targets - 0.01).
+    expect(blockSparse.x.map((x) => x.toFixed(6))).toEqual(['0.490000', '0.890000']);
     expect(blockSparse.y[0]).toBeCloseTo(bs50, 12);
     expect(blockSparse.y[1]).toBeCloseTo(bs90, 12);
     expect(blockSparse.error_y!.array[0]).toBeCloseTo(bs50se, 12);
     expect(blockSparse.error_y!.array[1]).toBeCloseTo(bs90se, 12);
     const quest = acc.find((t) => t.name === 'Quest (decode)')!;
-    expect(quest.x).toEqual([0.9]);
+    expect(quest.x.map((x) => x.toFixed(6))).toEqual(['0.880000']);
+    // The target on request.
+    await panel.getByTestId('plot-sparsity-axis').selectOption('target');
+    await expect
+      .poll(async () => (await tracesOf('accuracy')).find((t) => t.name === 'Quest (decode)')!.x)
+      .toEqual([0.9]);
+    const targeted = await tracesOf('accuracy');
+    expect(targeted.find((t) => t.name === 'Block-Sparse (prefill)')!.x).toEqual([0.5, 0.9]);
 
     // isoCost: cost relative to dense on the same samples, in the method's phase.
     const cost = await tracesOf('cost');

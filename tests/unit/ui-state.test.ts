@@ -121,7 +121,15 @@ function result(
   method: string,
   sparsity: number,
   seed: number,
-  values: { score: number; prefillMs?: number; decodeMs?: number; flops?: number; bytes?: number },
+  values: {
+    score: number;
+    prefillMs?: number;
+    decodeMs?: number;
+    flops?: number;
+    bytes?: number;
+    /** The kernels' count in the result's own phase. */
+    measured?: number;
+  },
   status: 'ok' | 'error' = 'ok',
   length = 2048,
 ): SampleResult {
@@ -145,7 +153,10 @@ function result(
     output: '',
     score: values.score,
     vsDense: null,
-    measured: { prefill: empty, decode: empty },
+    measured: {
+      prefill: { ...empty, sparsity: phase === 'prefill' ? (values.measured ?? 0) : 0 },
+      decode: { ...empty, sparsity: phase === 'decode' ? (values.measured ?? 0) : 0 },
+    },
     recall: null,
     cost: {
       prefillFlops: values.flops ?? 100,
@@ -205,6 +216,37 @@ describe('sweep plot numbers', () => {
     const none = accuracyVsSparsity(all, { task: 'ruler_vt', length: null });
     expect(none).toEqual({ dense: null, series: [] });
     expect(accuracyVsSparsity(all, { task: null, length: 2048 }).series).toHaveLength(2);
+  });
+});
+
+describe('sweep plots: the sparsity axis', () => {
+  // An adaptive method asked for 0.5 and 0.9 that counted 0.3 and 0.2 (the data decides).
+  const results = [
+    result('baseline', 'dense', 0, 0, { score: 1 }),
+    result('prefill', 'blasst', 0.5, 0, { score: 0.5, measured: 0.3 }),
+    result('prefill', 'blasst', 0.9, 0, { score: 0.25, measured: 0.2 }),
+  ];
+  const filter = { task: null, length: null };
+
+  it("puts the kernels' count on x by default, each series in ascending x", () => {
+    const [series] = accuracyVsSparsity(results, filter).series;
+    expect(series.points.map((p) => [p.x, p.targetSparsity, p.y.mean])).toEqual([
+      [0.2, 0.9, 0.25],
+      [0.3, 0.5, 0.5],
+    ]);
+    const [speed] = speedupVsSparsity(results, filter).series;
+    expect(speed.points.map((p) => p.x)).toEqual([0.2, 0.3]);
+  });
+
+  it('puts the target on x on request', () => {
+    const [series] = accuracyVsSparsity(results, filter, 'target').series;
+    expect(series.points.map((p) => [p.x, p.measuredSparsity])).toEqual([
+      [0.5, 0.3],
+      [0.9, 0.2],
+    ]);
+    expect(speedupVsSparsity(results, filter, 'target').series[0].points.map((p) => p.x)).toEqual([
+      0.5, 0.9,
+    ]);
   });
 });
 
