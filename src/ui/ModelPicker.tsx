@@ -3,11 +3,14 @@ import { DEFAULT_HUB_ENDPOINT } from '../model/loading/sources';
 import { formatBytes, formatCount } from './format';
 import {
   describeProgress,
+  embeddedModelAtStart,
   SUGGESTED_HUB_MODELS,
   useModelStore,
   type FileProgress,
   type ModelSummary,
 } from './modelStore';
+import { usePlayground } from './playgroundStore';
+import { useAppStore } from './store';
 
 /** The files of a dropped folder (its top level, where a model's files are) or dropped files. */
 async function droppedFiles(transfer: DataTransfer): Promise<File[]> {
@@ -124,9 +127,20 @@ export function ModelPicker() {
   const [cacheCleared, setCacheCleared] = useState(false);
   const busy = load.status === 'loading';
 
+  const gpuReady = useAppStore((s) => s.gpu.status === 'ready');
+  const sharedModel = usePlayground((s) => s.sharedModel);
+
   useEffect(() => {
     void fetchEmbeddedList();
   }, [fetchEmbeddedList]);
+
+  useEffect(() => {
+    const search = typeof location === 'undefined' ? '' : location.search;
+    // The store's own load state, not this render's: an effect run twice must not load twice.
+    const { load: now } = useModelStore.getState();
+    const model = embeddedModelAtStart({ search, gpuReady, embedded, load: now, sharedModel });
+    if (model) void loadModel({ kind: 'url', baseUrl: model.path, name: model.label });
+  }, [gpuReady, embedded, sharedModel, loadModel]);
 
   const loadRepo = (id: string) => {
     setRepo(id);

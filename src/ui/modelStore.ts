@@ -124,6 +124,28 @@ function hubEndpointFromPage(): string {
   return new URLSearchParams(location.search).get('hub') || DEFAULT_HUB_ENDPOINT;
 }
 
+/**
+ * The bundled model to load when the page starts, or null: the first one of models/index.json,
+ * once the GPU is ready and while nothing else is loaded or loading, so a first visit shows real
+ * results without a click. Not with `?model=none` in the URL (start empty), nor when a shared link
+ * names a model that is not bundled (the page says which model the link was made with).
+ */
+export function embeddedModelAtStart(page: {
+  search: string;
+  gpuReady: boolean;
+  embedded: EmbeddedList;
+  load: ModelLoadState;
+  sharedModel: string | null;
+}): EmbeddedModel | null {
+  const { search, gpuReady, embedded, load, sharedModel } = page;
+  if (new URLSearchParams(search).get('model') === 'none') return null;
+  if (!gpuReady || load.status !== 'idle' || embedded.status !== 'ready') return null;
+  if (sharedModel !== null) {
+    return embedded.models.find((m) => m.label === sharedModel || m.name === sharedModel) ?? null;
+  }
+  return embedded.models[0] ?? null;
+}
+
 /** What the page keeps of the loaded model; its weights live in the engine's worker. */
 export interface PageModel {
   plan: ModelPlan;

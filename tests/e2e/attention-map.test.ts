@@ -443,7 +443,7 @@ describe('attention map of a loaded model', () => {
     const page = await context.newPage();
     const errors: string[] = [];
     page.on('pageerror', (error) => errors.push(error.message));
-    await page.goto(`${app!.url}?hub=${encodeURIComponent(hub!.endpoint)}`);
+    await page.goto(`${app!.url}?hub=${encodeURIComponent(hub!.endpoint)}&model=none`);
     await page.getByTestId('adapter').waitFor({ timeout: 60_000 });
     const repo = page.getByTestId('model-repo');
     await repo.fill(REPO);

@@ -51,7 +51,11 @@ afterAll(async () => {
 
 /** The page with the Hub pointed at the local server, once the GPU (and its limits) is ready. */
 async function openWithHub(): Promise<{ page: Page; errors: string[] }> {
-  const opened = await openPage(browser, `${url}?hub=${encodeURIComponent(hub.endpoint)}`);
+  // model=none: each test loads its model itself, so the page starts without its own.
+  const opened = await openPage(
+    browser,
+    `${url}?hub=${encodeURIComponent(hub.endpoint)}&model=none`,
+  );
   await opened.page.getByTestId('adapter').waitFor({ timeout: 60_000 });
   return opened;
 }
@@ -149,6 +153,14 @@ describe('the model picker', () => {
       expect(text).toMatch(new RegExp(`Layers\\s+${config.num_hidden_layers}\\b`));
       expect(text).toContain('fits this GPU');
       await shootPicker(page, 'model-bundled.png');
+
+      // Without ?model=none the page loads it by itself once the GPU is ready: no click.
+      const first = await openPage(browser, url);
+      await expect
+        .poll(() => first.page.getByTestId('model-name').textContent(), { timeout: 120_000 })
+        .toBe(bundled[0].label);
+      expect(first.errors).toEqual([]);
+      await first.page.context().close();
     }
     expect(errors).toEqual([]);
     await page.context().close();

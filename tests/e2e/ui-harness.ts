@@ -105,7 +105,8 @@ export async function openWithHub(
   url: string,
   endpoint: string,
 ): Promise<{ page: Page; errors: string[] }> {
-  const opened = await openPage(browser, `${url}?hub=${encodeURIComponent(endpoint)}`);
+  // model=none: these tests load their models themselves, so the page starts without its own.
+  const opened = await openPage(browser, `${url}?hub=${encodeURIComponent(endpoint)}&model=none`);
   await opened.page.getByTestId('adapter').waitFor({ timeout: 60_000 });
   return opened;
 }

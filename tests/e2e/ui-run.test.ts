@@ -21,7 +21,8 @@ afterAll(async () => {
 
 describe('the run panel', () => {
   it('says that no model is loaded, and its controls follow the registry', async () => {
-    const { page, errors } = await openPage(browser, url);
+    // ?model=none: the page starts without its bundled model.
+    const { page, errors } = await openPage(browser, `${url}?model=none`);
     const panel = page.getByTestId('run-panel');
     const needs = panel.getByTestId('run-needs-model');
     await expect

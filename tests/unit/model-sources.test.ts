@@ -31,7 +31,7 @@ import {
 import { resolveWeights } from '../../src/model/loading/weights';
 import type { CpuModel } from '../../src/model/runtime/cpuModel';
 import { checkDeviceFit } from '../../src/model/runtime/fit';
-import { parseEmbeddedList, summarizeModel } from '../../src/ui/modelStore';
+import { embeddedModelAtStart, parseEmbeddedList, summarizeModel } from '../../src/ui/modelStore';
 import { startHubServer, type HubServer } from '../e2e/support/hubServer';
 
 const root = join(import.meta.dirname, '../fixtures/models');
@@ -481,5 +481,36 @@ describe('the picker’s store', () => {
     expect(parseEmbeddedList([entry])).toEqual([entry]);
     expect(() => parseEmbeddedList({})).toThrow(/not a JSON array/);
     expect(() => parseEmbeddedList([entry, { name: 'x' }])).toThrow(/entry 1 needs string name/);
+  });
+
+  it('loads the first bundled model at start, once the GPU is ready and nothing else is', () => {
+    const tiny = { name: 'tiny', label: 'Tiny', path: 'models/tiny/' };
+    const other = { name: 'other', label: 'Other', path: 'models/other/' };
+    const start = {
+      search: '',
+      gpuReady: true,
+      embedded: { status: 'ready' as const, models: [tiny, other] },
+      load: { status: 'idle' as const },
+      sharedModel: null,
+    };
+    expect(embeddedModelAtStart(start)).toEqual(tiny);
+    expect(embeddedModelAtStart({ ...start, search: '?hub=http://x' })).toEqual(tiny);
+    // Start empty on request; wait for the GPU and the list; never over a user's own choice.
+    expect(embeddedModelAtStart({ ...start, search: '?model=none' })).toBeNull();
+    expect(embeddedModelAtStart({ ...start, gpuReady: false })).toBeNull();
+    expect(embeddedModelAtStart({ ...start, embedded: { status: 'loading' } })).toBeNull();
+    expect(
+      embeddedModelAtStart({ ...start, embedded: { status: 'ready', models: [] } }),
+    ).toBeNull();
+    const loading = { status: 'loading' as const, name: 'org/repo', plan: null, files: [] };
+    expect(embeddedModelAtStart({ ...start, load: loading })).toBeNull();
+    expect(
+      embeddedModelAtStart({ ...start, load: { status: 'cancelled', name: 'Tiny' } }),
+    ).toBeNull();
+    // A shared link: its model if it is bundled, else nothing (the page names the link's model).
+    expect(embeddedModelAtStart({ ...start, sharedModel: 'Other' })).toEqual(other);
+    expect(
+      embeddedModelAtStart({ ...start, sharedModel: 'HuggingFaceTB/SmolLM2-135M' }),
+    ).toBeNull();
   });
 });
