@@ -12,7 +12,7 @@
  * standard error. Numbers come from the file's aggregates, as the engine computed them.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { compareLengths, tallyVerdicts } from '../src/engine/lengthTolerance';
+import { compareLengths, phaseSparsity, tallyVerdicts } from '../src/engine/lengthTolerance';
 import type { SweepResultsFile } from '../src/engine/store/jsonFile';
 import type { PointAggregate } from '../src/engine/sweepTypes';
 
@@ -102,11 +102,6 @@ function table(file: SweepResultsFile, aggregates: readonly PointAggregate[]): s
   return [...lines, ...lengthTable(aggregates)].join('\n') + '\n';
 }
 
-/** The measured sparsity of the phase a point makes sparse. */
-function measured(a: PointAggregate): number {
-  return a.phase === 'decode' ? a.measuredSparsity.decode.mean : a.measuredSparsity.prefill.mean;
-}
-
 function plot(aggregates: readonly PointAggregate[]): string {
   const byPanel = [...panels(aggregates).entries()].sort(([a], [b]) => a.localeCompare(b));
   const columns = Math.min(3, byPanel.length);
@@ -164,18 +159,18 @@ function plot(aggregates: readonly PointAggregate[]): string {
       const colour = COLOURS[i % COLOURS.length];
       const points = items
         .filter((a) => series(a) === m && a.phase !== 'baseline' && Number.isFinite(a.score.mean))
-        .sort((a, b) => measured(a) - measured(b));
+        .sort((a, b) => phaseSparsity(a) - phaseSparsity(b));
       if (points.length === 0) return;
       out.push(
         `<polyline fill="none" stroke="${colour}" stroke-width="1.5" points="${points
-          .map((a) => `${sx(measured(a))},${sy(a.score.mean)}`)
+          .map((a) => `${sx(phaseSparsity(a))},${sy(a.score.mean)}`)
           .join(' ')}"/>`,
       );
       for (const a of points) {
         const se = Number.isFinite(a.score.se) ? a.score.se : 0;
         out.push(
-          `<line x1="${sx(measured(a))}" y1="${sy(Math.min(1, a.score.mean + se))}" x2="${sx(measured(a))}" y2="${sy(Math.max(0, a.score.mean - se))}" stroke="${colour}"/>`,
-          `<circle cx="${sx(measured(a))}" cy="${sy(a.score.mean)}" r="2.5" fill="${colour}"/>`,
+          `<line x1="${sx(phaseSparsity(a))}" y1="${sy(Math.min(1, a.score.mean + se))}" x2="${sx(phaseSparsity(a))}" y2="${sy(Math.max(0, a.score.mean - se))}" stroke="${colour}"/>`,
+          `<circle cx="${sx(phaseSparsity(a))}" cy="${sy(a.score.mean)}" r="2.5" fill="${colour}"/>`,
         );
       }
     });

@@ -780,7 +780,6 @@ async function benchSparse(ctx: GpuContext, report: (row: BenchRow) => void) {
   }
 }
 
-/** BLASST on structured inputs: prefill at the sparse prefill lengths, decode at the decode ones. */
 /** --blasst-splits a,b,..: BLASST decode rows per blocks-per-split value (default: the plan's). */
 function parseBlasstSplits(text: string | undefined): (number | undefined)[] {
   if (text === undefined) return [undefined];
@@ -803,6 +802,7 @@ if (blasstPhase !== undefined && blasstPhase !== 'prefill' && blasstPhase !== 'd
   throw new Error(`--blasst-phase takes prefill or decode; got '${blasstPhase}'`);
 }
 
+/** BLASST on structured inputs: prefill at the sparse prefill lengths, decode at the decode ones. */
 async function benchBlasstSection(ctx: GpuContext, report: (row: BenchRow) => void) {
   const { shape } = shapes[0];
   for (const length of blasstPhase === 'decode' ? [] : sparsePrefillLengths) {

@@ -37,7 +37,8 @@ export interface LengthComparison {
   verdict: LengthVerdict;
 }
 
-function measuredSparsity(a: PointAggregate): number {
+/** The kernel-counted sparsity of the phase a point makes sparse (prefill for the baseline). */
+export function phaseSparsity(a: PointAggregate): number {
   return a.phase === 'decode' ? a.measuredSparsity.decode.mean : a.measuredSparsity.prefill.mean;
 }
 
@@ -102,8 +103,8 @@ export function compareLengths(aggregates: readonly PointAggregate[]): LengthCom
         shorterDense: shortDense?.mean ?? Number.NaN,
         longerDense: longDense?.mean ?? Number.NaN,
         denseDiffers: denseGap > denseSe,
-        shorterMeasured: measuredSparsity(short),
-        longerMeasured: measuredSparsity(longest),
+        shorterMeasured: phaseSparsity(short),
+        longerMeasured: phaseSparsity(longest),
         verdict,
       });
     }

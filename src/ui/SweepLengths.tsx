@@ -12,12 +12,6 @@ import { getMethod } from '../methods/registry';
 import { formatPercent } from './format';
 import { lengthComparisons } from './sweepPlotData';
 
-const VERDICT_TEXT: Record<LengthVerdict, string> = {
-  longer: 'longer',
-  shorter: 'shorter',
-  tie: 'tie',
-};
-
 const fixed = (x: number) => (Number.isFinite(x) ? x.toFixed(3) : '—');
 const signed = (x: number) => (Number.isFinite(x) && x > 0 ? `+${fixed(x)}` : fixed(x));
 
@@ -77,7 +71,7 @@ export function SweepLengths({
               </td>
               <td className="num">{`${signed(r.shorterDelta)} / ${signed(r.longerDelta)}`}</td>
               <td className="num">{`${signed(r.difference)} ± ${fixed(r.se)}`}</td>
-              <td>{VERDICT_TEXT[r.verdict]}</td>
+              <td>{r.verdict}</td>
             </tr>
           ))}
         </tbody>

@@ -121,14 +121,16 @@ function denseScore(results: readonly SampleResult[]): Aggregate | null {
   return dense.length > 0 ? aggregate(dense.map((r) => r.score)) : null;
 }
 
-/** x of a point on the sparsity plots; with the measured axis, each series in ascending x. */
-function sparsityX(axis: SparsityAxis) {
-  return (sparsity: number, samples: SampleResult[]) =>
-    axis === 'target' ? sparsity : aggregate(samples.map(measuredOf)).mean;
-}
-
-function inOrderOfX(series: Series[]): Series[] {
-  return series.map((s) => ({ ...s, points: [...s.points].sort((a, b) => a.x - b.x) }));
+/**
+ * The sparsity plots' x: the target each point was built at, or the sparsity its samples counted
+ * (each series then in ascending x).
+ */
+function onAxis(series: Series[], axis: SparsityAxis): Series[] {
+  if (axis === 'target') return series;
+  return series.map((s) => ({
+    ...s,
+    points: s.points.map((p) => ({ ...p, x: p.measuredSparsity })).sort((a, b) => a.x - b.x),
+  }));
 }
 
 /** Task score against sparsity (measured or target), per method, with the dense reference. */
@@ -140,7 +142,14 @@ export function accuracyVsSparsity(
   const chosen = selected(results, filter);
   return {
     dense: denseScore(chosen),
-    series: inOrderOfX(buildSeries(chosen, (r) => r.score, sparsityX(axis))),
+    series: onAxis(
+      buildSeries(
+        chosen,
+        (r) => r.score,
+        (s) => s,
+      ),
+      axis,
+    ),
   };
 }
 
@@ -194,7 +203,7 @@ export function speedupVsSparsity(
   const dense = denseBySample(chosen);
   return {
     dense: dense.size > 0 ? aggregate([1]) : null,
-    series: inOrderOfX(
+    series: onAxis(
       buildSeries(
         chosen,
         (r) => {
@@ -202,8 +211,9 @@ export function speedupVsSparsity(
           const mine = phaseMs(r, r.phase);
           return base && mine > 0 ? phaseMs(base, r.phase) / mine : null;
         },
-        sparsityX(axis),
+        (s) => s,
       ),
+      axis,
     ),
   };
 }
