@@ -5,12 +5,15 @@
  * causal attention) against the adapter's nominal fp32 peak when known.
  *
  *   npm run bench -- [--quick] [--json results.json] [--tune] [--lengths 8192,16384,..]
- *                    [--only copy,prefill,decode,sparse,blasst,model] [--blasst-splits 4,8]
- *                    [--blasst-phase prefill|decode] [--blasst-curve]
+ *                    [--only copy,prefill,decode,sparse,quest,blasst,model] [--blasst-splits 4,8]
+ *                    [--blasst-phase prefill|decode] [--blasst-curve] [--quest-select-sizes 256,1024]
+ *                    [--quest-decode-workgroups 64,128]
  *
- * sparse: block-sparse (even masks), sliding-window and Vertical-Slash (structured inputs) prefill,
- * Quest decode, at sparsity 0.5, 0.8, 0.9, 0.95 (and Quest at a 2048-token budget) next to dense
- * at the same size, planner apart from kernel, with the sparsity the kernels counted.
+ * sparse: block-sparse (even masks), sliding-window and Vertical-Slash (structured inputs) prefill
+ * at sparsity 0.5, 0.8, 0.9, 0.95 next to dense at the same size, planner apart from kernel, with
+ * the sparsity the kernels counted.
+ * quest: Quest decode at the same sparsities and at a 2048-token budget, each dispatch also timed
+ * alone, with the time its bytes would take at the copy bandwidth (run with copy for that).
  * blasst: BLASST prefill and split-K decode on structured inputs, both visit orders, lambda chosen
  * so that the kernel's counters show 70-80% of blocks skipped.
  * model: a model of SmolLM2-135M's shape with random weights through the runtime (prefill at 4K,
@@ -45,7 +48,7 @@ import {
   planVerticalSlashOnGpu,
   verticalSlashMaskFromGrid,
 } from '../kernels/planners';
-import { createQuestSummaries, recordQuestDecode } from '../kernels/quest';
+import { createQuestSummaries, recordQuestDecode, type QuestTuning } from '../kernels/quest';
 import { packPagedPool } from '../kernels/pagedKv';
 import { parseModelConfig, type ModelConfig } from '../model/loading/config';
 import type { CpuLinear, CpuModel, CpuNorm } from '../model/runtime/cpuModel';
@@ -93,7 +96,7 @@ const option = (name: string) => {
   return index >= 0 ? args[index + 1] : undefined;
 };
 const quick = flag('quick');
-const sections = ['copy', 'prefill', 'decode', 'sparse', 'blasst', 'model'];
+const sections = ['copy', 'prefill', 'decode', 'sparse', 'quest', 'blasst', 'model'];
 const only = new Set((option('only') ?? sections.join(',')).split(','));
 for (const section of only) {
   if (!sections.includes(section)) {
@@ -409,10 +412,17 @@ async function benchBlockSparse(ctx: GpuContext, shape: AttentionShape, length: 
 /**
  * Quest decode at a token budget: scoring the page bounds, top-K and decoding the chosen pages,
  * all in the timed record (planner included: `ms` and `vs dense` are the whole step), against
- * dense decode over the same f16 cache. The planner (scoring + top-K) and the sparse decode are
- * also timed alone (planner ms; config.attentionMs).
+ * dense decode over the same f16 cache. Each dispatch is also timed alone (scoring, selection, the
+ * sparse split + reduce: config), and the bytes the step reads (summaries, chosen pages, q) give
+ * the time it would take at the copy bandwidth of the same run (config.floorMs). The 2048-token
+ * budget is repeated for each --quest-select-sizes value (the selection's workgroup size).
  */
-async function benchQuest(ctx: GpuContext, shape: AttentionShape, length: number) {
+async function benchQuest(
+  ctx: GpuContext,
+  shape: AttentionShape,
+  length: number,
+  copyGbPerSecond: number | undefined,
+) {
   const inputs = attentionInputs(ctx, shape, length, 'decode', 'f16');
   const { buffers, decode: params, kv, pages } = inputs;
   const { kPool, pageTable } = buffers;
@@ -423,30 +433,55 @@ async function benchQuest(ctx: GpuContext, shape: AttentionShape, length: number
   summaries.recordUpdate(0, pages, length)(pass);
   pass.end();
   ctx.device.queue.submit([encoder.finish()]);
-  const budgets = [
-    ...sparsities.map((s) =>
-      Math.max(pageSize, Math.round(((1 - s) * length) / pageSize) * pageSize),
-    ),
-    2048,
+  const runs: { tokenBudget: number; tuning: QuestTuning }[] = [
+    ...sparsities.map((s) => ({
+      tokenBudget: Math.max(pageSize, Math.round(((1 - s) * length) / pageSize) * pageSize),
+      tuning: {},
+    })),
+    ...questSelectSizes
+      .filter((size) => size === undefined || size <= ctx.caps.maxInvocationsPerWorkgroup)
+      .map((selectWorkgroupSize) => ({
+        tokenBudget: 2048,
+        tuning: selectWorkgroupSize === undefined ? {} : { selectWorkgroupSize },
+      })),
+    ...questDecodeWorkgroups.map((targetWorkgroups) => ({
+      tokenBudget: 2048,
+      tuning: { decode: { targetWorkgroups } },
+    })),
   ];
+  const bytesPerValue = 2;
+  const summaryBytes = (pages - 1) * shape.numKvHeads * 2 * shape.headDim * bytesPerValue;
   const rows: BenchRow[] = [];
-  for (const tokenBudget of budgets) {
+  for (const { tokenBudget, tuning } of runs) {
     const quest = recordQuestDecode(
       ctx,
       { ...params, tokenBudget },
-      {
-        ...buffers,
-        summaries: summaries.buffer,
-      },
+      { ...buffers, summaries: summaries.buffer },
+      tuning,
     );
     const ms = await timeAdaptive(ctx, quest.record);
     const plannerMs = await timeAdaptive(ctx, quest.recordPlanner);
+    const scoreMs = await timeAdaptive(ctx, quest.recordScore);
+    const selectMs = await timeAdaptive(ctx, quest.recordSelect);
     const attentionMs = await timeAdaptive(ctx, quest.recordAttention);
     const counted = new Uint32Array(await readBuffer(ctx.device, quest.pageCounts));
     const pagesRead = counted.slice(0, shape.numKvHeads).reduce((a, b) => a + b);
     quest.dispose();
+    const bytes =
+      summaryBytes +
+      pagesRead * pageSize * 2 * shape.headDim * bytesPerValue +
+      shape.numHeads * shape.headDim * 4;
+    const floorMs = copyGbPerSecond ? bytes / (copyGbPerSecond * 1e6) : undefined;
+    const select =
+      (tuning.selectWorkgroupSize ? `, ${tuning.selectWorkgroupSize}-wide select` : '') +
+      (tuning.decode ? `, ${tuning.decode.targetWorkgroups} decode workgroups asked` : '');
+    console.error(
+      `    quest budget ${tokenBudget}${select}: scoring ${scoreMs.toFixed(4)} ms, selection ${selectMs.toFixed(4)} ms, ` +
+        `decode ${attentionMs.toFixed(4)} ms (split + reduce); ${(bytes / 1e6).toFixed(1)} MB read` +
+        (floorMs ? `, ${floorMs.toFixed(4)} ms at the copy bandwidth` : ''),
+    );
     rows.push({
-      kernel: `quest decode (budget ${tokenBudget})`,
+      kernel: `quest decode (budget ${tokenBudget}${select})`,
       shape: '32h/8kv d128',
       length,
       kvDtype: 'f16',
@@ -455,12 +490,24 @@ async function benchQuest(ctx: GpuContext, shape: AttentionShape, length: number
       measuredSparsity: 1 - pagesRead / (shape.numKvHeads * pages),
       plannerMs,
       speedup: denseMs / ms,
-      config: { plannerMs, attentionMs, stepMs: ms },
+      config: { plannerMs, scoreMs, selectMs, attentionMs, stepMs: ms, bytes, floorMs, ...tuning },
     });
   }
   summaries.dispose();
   inputs.destroy();
   return { denseMs, rows };
+}
+
+async function benchQuestSection(
+  ctx: GpuContext,
+  report: (row: BenchRow) => void,
+  copyGbPerSecond: number | undefined,
+) {
+  for (const length of sparseDecodeLengths) {
+    const { denseMs, rows } = await benchQuest(ctx, shapes[0].shape, length, copyGbPerSecond);
+    console.error(`  dense decode f16 L=${length}: ${denseMs.toFixed(4)} ms (Quest rows compare)`);
+    rows.forEach(report);
+  }
 }
 
 /**
@@ -773,11 +820,6 @@ async function benchSparse(ctx: GpuContext, report: (row: BenchRow) => void) {
     );
     verticalSlash.rows.forEach(report);
   }
-  for (const length of sparseDecodeLengths) {
-    const { denseMs, rows } = await benchQuest(ctx, shape, length);
-    console.error(`  dense decode f16 L=${length}: ${denseMs.toFixed(4)} ms (sparse rows compare)`);
-    rows.forEach(report);
-  }
 }
 
 /** --blasst-splits a,b,..: BLASST decode rows per blocks-per-split value (default: the plan's). */
@@ -796,6 +838,34 @@ const blasstSplits = parseBlasstSplits(option('blasst-splits'));
  * share (what a skipped block costs next to a kept one).
  */
 const blasstCurve = flag('blasst-curve');
+/**
+ * --quest-select-sizes a,b,..: the 2048-token Quest row once per selection workgroup size
+ * (default: the method's own).
+ */
+const questSelectSizes = ((text: string | undefined) => {
+  if (text === undefined) return [undefined];
+  const values = text.split(',').map(Number);
+  if (!values.every((v) => Number.isInteger(v) && v >= 32 && (v & (v - 1)) === 0)) {
+    throw new Error(
+      `--quest-select-sizes takes powers of two >= 32 separated by commas; got '${text}'`,
+    );
+  }
+  return values;
+})(option('quest-select-sizes'));
+/**
+ * --quest-decode-workgroups a,b,..: the 2048-token Quest row again with the sparse decode's split
+ * plan aiming at each number of workgroups (the plan's default: 512, fitted to dense decode).
+ */
+const questDecodeWorkgroups = (option('quest-decode-workgroups') ?? '')
+  .split(',')
+  .filter((text) => text !== '')
+  .map((text) => {
+    const value = Number(text);
+    if (!Number.isInteger(value) || value < 1) {
+      throw new Error(`--quest-decode-workgroups takes whole numbers >= 1; got '${text}'`);
+    }
+    return value;
+  });
 /** --blasst-phase prefill|decode: only that phase's BLASST rows. */
 const blasstPhase = option('blasst-phase');
 if (blasstPhase !== undefined && blasstPhase !== 'prefill' && blasstPhase !== 'decode') {
@@ -1062,15 +1132,16 @@ async function main() {
     }
   }
   // A failing section still leaves the other sections' rows in the table and the JSON.
-  const sections: [string, typeof benchSparse][] = [
+  const sections: [string, typeof benchQuestSection][] = [
     ['sparse', benchSparse],
+    ['quest', benchQuestSection],
     ['blasst', benchBlasstSection],
     ['model', benchModel],
   ];
   for (const [name, run] of sections) {
     if (!only.has(name) || flag('tune')) continue;
     try {
-      await run(ctx, report);
+      await run(ctx, report, copyGbPerSecond);
     } catch (error) {
       console.error(`section ${name} failed:`, error);
       process.exitCode = 1;

@@ -22,6 +22,7 @@ import {
   createDenseDecode,
   type DecodeBuffers,
   type DecodeParams,
+  type DecodeTuning,
   type HostDecodeInput,
 } from './denseDecode';
 import { groupSize, type PagedKvLayout } from './layout';
@@ -31,12 +32,17 @@ const summaryWorkgroupSize = 64;
 const scoreWorkgroupSize = 128;
 /** Rounds of SLOTS pages each workgroup of quest_score scores (amortises its load of q). */
 const scoreRounds = 4;
-const selectWorkgroupSize = 256;
+/**
+ * Invocations of the selection (fewer where the device allows fewer). H200, 2026-12-02 (`npm run
+ * bench -- --only quest --quest-select-sizes 256,512,1024`): 512 took 11.8 us at 32K against 15.1
+ * for 256 and 11.8 for 1024, and 8.3 us at 8K against 8.6 and 9.5.
+ */
+const defaultSelectWorkgroupSize = 512;
 /** Most pages whose selection keys stay in workgroup memory (16 KiB: 64K tokens at 16 a page). */
 const maxSelectCacheKeys = 4096;
 
 /** The key cache of quest_select.wgsl that fits beside its histogram and scan (>= 32 keys). */
-function selectCacheKeys(ctx: GpuContext): number {
+function selectCacheKeys(ctx: GpuContext, selectWorkgroupSize: number): number {
   const free = ctx.caps.maxWorkgroupStorageBytes - selectWorkgroupSize * 8 - 256;
   return Math.max(32, Math.min(maxSelectCacheKeys, Math.floor(free / 4 / 32) * 32));
 }
@@ -125,11 +131,22 @@ export function questListLength(params: QuestDecodeParams): number {
   return Math.min(tokenBudget / kv.pageSize, numFull) + 1;
 }
 
+/** Knobs the benchmark may vary; the defaults are what the method uses. */
+export interface QuestTuning {
+  /** Invocations of the selection's one workgroup per KV head (a power of two >= 32). */
+  selectWorkgroupSize?: number;
+  /** The split plan of the sparse decode over the listed pages. */
+  decode?: DecodeTuning;
+}
+
 export interface QuestDecode {
   /** The whole step: recordPlanner, then recordAttention. */
   record: RecordDispatches;
   /** Page scoring and top-K selection alone (benchmarks time it apart). */
   recordPlanner: RecordDispatches;
+  /** The planner's two dispatches one by one, for the benchmark's breakdown. */
+  recordScore: RecordDispatches;
+  recordSelect: RecordDispatches;
   /** The sparse decode (split + reduce) over the pages the planner listed. */
   recordAttention: RecordDispatches;
   /** u32 [kvHead][listLength]: pages read, ascending, the current one last. */
@@ -144,7 +161,16 @@ export function recordQuestDecode(
   ctx: GpuContext,
   params: QuestDecodeParams,
   buffers: QuestDecodeBuffers,
+  tuning: QuestTuning = {},
 ): QuestDecode {
+  const selectWorkgroupSize =
+    tuning.selectWorkgroupSize ??
+    Math.min(defaultSelectWorkgroupSize, ctx.caps.maxInvocationsPerWorkgroup);
+  if (selectWorkgroupSize > ctx.caps.maxInvocationsPerWorkgroup) {
+    throw new Error(
+      `quest: a ${selectWorkgroupSize}-invocation selection exceeds this device's ${ctx.caps.maxInvocationsPerWorkgroup}`,
+    );
+  }
   const { device } = ctx;
   const { numKvHeads, headDim, kvLen, kv } = params;
   const group = groupSize(params);
@@ -183,7 +209,7 @@ export function recordQuestDecode(
   });
   const select = ctx.pipelines.get('attention/quest_select', {
     WORKGROUP_SIZE: selectWorkgroupSize,
-    CACHE_KEYS: selectCacheKeys(ctx),
+    CACHE_KEYS: selectCacheKeys(ctx, selectWorkgroupSize),
   });
   const scoreGroup = bindGroup(device, score, [
     scoreUniforms,
@@ -197,20 +223,31 @@ export function recordQuestDecode(
     selectedPages,
     pageCounts,
   ]);
-  const decode = createDenseDecode(ctx, { ...params, kvLen: listedTokens }, buffers, undefined, {
-    buffer: selectedPages,
-    listLen: listLength,
-  });
+  const decode = createDenseDecode(
+    ctx,
+    { ...params, kvLen: listedTokens },
+    buffers,
+    tuning.decode,
+    {
+      buffer: selectedPages,
+      listLen: listLength,
+    },
+  );
   const scratch = [bounds, selectedPages, pageCounts, scoreUniforms, selectUniforms];
-  const recordPlanner: RecordDispatches = (pass) => {
-    if (numFull > 0) {
-      pass.setPipeline(score);
-      pass.setBindGroup(0, scoreGroup);
-      pass.dispatchWorkgroups(Math.ceil(numFull / pagesPerGroup), numKvHeads);
-    }
+  const recordScore: RecordDispatches = (pass) => {
+    if (numFull === 0) return;
+    pass.setPipeline(score);
+    pass.setBindGroup(0, scoreGroup);
+    pass.dispatchWorkgroups(Math.ceil(numFull / pagesPerGroup), numKvHeads);
+  };
+  const recordSelect: RecordDispatches = (pass) => {
     pass.setPipeline(select);
     pass.setBindGroup(0, selectGroup);
     pass.dispatchWorkgroups(numKvHeads);
+  };
+  const recordPlanner: RecordDispatches = (pass) => {
+    recordScore(pass);
+    recordSelect(pass);
   };
   return {
     record: (pass) => {
@@ -218,6 +255,8 @@ export function recordQuestDecode(
       decode.record(pass);
     },
     recordPlanner,
+    recordScore,
+    recordSelect,
     recordAttention: decode.record,
     selectedPages,
     pageCounts,
@@ -230,6 +269,7 @@ export function recordQuestDecode(
 
 export interface QuestHostInput extends HostDecodeInput {
   tokenBudget: number;
+  tuning?: QuestTuning;
 }
 
 export interface QuestHostResult {
@@ -259,7 +299,12 @@ export async function questDecodeOnHost(
   };
   const summaries = createQuestSummaries(ctx, kv, numPages, buffers);
   const update = summaries.recordUpdate(0, numPages, kvLen);
-  const decode = recordQuestDecode(ctx, input, { ...buffers, summaries: summaries.buffer });
+  const decode = recordQuestDecode(
+    ctx,
+    input,
+    { ...buffers, summaries: summaries.buffer },
+    input.tuning,
+  );
   const encoder = device.createCommandEncoder();
   const pass = encoder.beginComputePass();
   update(pass);

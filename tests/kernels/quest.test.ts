@@ -6,7 +6,7 @@ import { acquireNodeGpuContext } from '../../src/gpu/node';
 import { denseDecodeOnHost } from '../../src/kernels/denseDecode';
 import { defaultScale, type KvDtype, type PagedKvLayout } from '../../src/kernels/layout';
 import { packPagedPool, pagesFor, shuffledPageTable } from '../../src/kernels/pagedKv';
-import { createQuestSummaries, questDecodeOnHost } from '../../src/kernels/quest';
+import { createQuestSummaries, questDecodeOnHost, type QuestTuning } from '../../src/kernels/quest';
 import { pageSummaries, quest } from '../../src/methods/reference/quest';
 import { maxAbsError, randomFloats } from '../support/random';
 
@@ -75,7 +75,7 @@ const layoutOf = (c: Case): PagedKvLayout => ({
   dtype: c.dtype,
 });
 
-async function runCase(c: Case, tokenBudget = c.tokenBudget) {
+async function runCase(c: Case, tokenBudget = c.tokenBudget, tuning?: QuestTuning) {
   const { q, k, v } = inputs(c);
   const pages = pagesFor(c.kvLen, pageSize);
   const params = {
@@ -87,7 +87,7 @@ async function runCase(c: Case, tokenBudget = c.tokenBudget) {
     kv: layoutOf(c),
   };
   const pageTable = c.shuffled ? shuffledPageTable(pages, c.seed) : undefined;
-  const gpu = await questDecodeOnHost(ctx, { ...params, q, k, v, pageTable, tokenBudget });
+  const gpu = await questDecodeOnHost(ctx, { ...params, q, k, v, pageTable, tokenBudget, tuning });
   // f16 KV: the reference sees the keys and values the pool holds.
   const kRef = c.dtype === 'f16' ? roundToFloat16(k) : k;
   const vRef = c.dtype === 'f16' ? roundToFloat16(v) : v;
@@ -107,6 +107,18 @@ describe('Quest decode', () => {
     const { error, magnitude } = maxAbsError(gpu.out, ref.out);
     expect(error).toBeLessThanOrEqual(1e-4 * magnitude);
   });
+
+  // Fewer invocations than pages: several keys each in the radix levels and the compaction.
+  it.each([32, 64, 128])(
+    'a %i-invocation selection picks the reference pages',
+    async (selectWorkgroupSize) => {
+      for (const name of ['many pages, headDim 128', 'budget splits tied page classes']) {
+        const c = cases.find((x) => x.name === name)!;
+        const { gpu, ref } = await runCase(c, c.tokenBudget, { selectWorkgroupSize });
+        expect(gpu.selectedPages).toEqual(ref.pages);
+      }
+    },
+  );
 
   it('ties select the lowest pages', async () => {
     const c = cases.find((x) => x.equalKeys)!;

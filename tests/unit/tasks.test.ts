@@ -201,6 +201,13 @@ describe('RULER VT', () => {
     expect(task.score(s, wrap([...gold.slice(0, 3), other].join(' ')))).toBe(3 / 6);
     expect(task.score(s, wrap(other))).toBe(0);
   });
+
+  it('reads only the names: the value the embedded model writes first does not count', () => {
+    const s = sample('ruler_vt');
+    const gold = list(s);
+    expect(task.score(s, wrap(`${s.meta?.value} ${gold.join(' ')}`))).toBe(1);
+    expect(task.score(s, wrap(`${s.meta?.value} ${gold[0]}`))).toBe(1 / 5);
+  });
 });
 
 describe('RULER CWE', () => {

@@ -9,7 +9,8 @@ batch sit in answers that need the lookup: key -> value (NIAH), value -> variabl
 chapter -> location / character / item and item -> the item bought before it (the story tasks),
 and under them all, finding an earlier copy of a string and continuing it (plain repeats) or
 returning what came before it (reverse lookups: VT's names stand before the value or name they
-are assigned, so its answers copy backwards).
+are assigned, so its answers copy backwards; each answer restates the value it looks up, as the
+VT completions of train.py do).
 
 Writes JSON lines {"task", "prompt", "completion"} as the app's task CLI does; seeded.
 """
@@ -76,9 +77,11 @@ def reverse(rng: random.Random) -> dict:
     lines = [f"VAR {n} = {v}." for n, v in zip(names, values)]
     asked = rng.sample(range(count), rng.randint(1, min(3, count)))
     question = "Which variables are assigned " + ", ".join(values[i] for i in asked) + "?"
+    # Each name follows the value it answers, as train.py's VT completions do.
+    answer = " ".join(f"{values[i].removeprefix('VAR ')} {names[i]}" for i in asked)
     return {"task": "warmup_reverse",
             "prompt": prompt("Name the variable of each value.", "question", question, " ".join(lines)),
-            "completion": "<answer>\n" + " ".join(names[i] for i in asked) + "\n</answer>"}
+            "completion": "<answer>\n" + answer + "\n</answer>"}
 
 
 def niah(rng: random.Random) -> dict:
@@ -184,8 +187,8 @@ def main() -> None:
     lists = story_lists(Path(args.story_data))
     with open(args.out, "w") as f:
         for _ in range(args.samples):
-            for sample in [copy(rng), reverse(rng), reverse(rng), reverse(rng), niah(rng), vt(rng), vt(rng),
-                           *story(rng, lists)]:
+            for sample in [copy(rng), *(reverse(rng) for _ in range(4)), niah(rng),
+                           *(vt(rng) for _ in range(3)), *story(rng, lists)]:
                 f.write(json.dumps(sample) + "\n")
 
 

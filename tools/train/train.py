@@ -19,6 +19,7 @@ import glob
 import json
 import math
 import random
+import re
 import time
 from pathlib import Path
 
@@ -55,10 +56,28 @@ def model_config(max_positions: int) -> LlamaConfig:
     )
 
 
+VT_VALUE = re.compile(r"resolve to the value (\d+)\?")
+
+
+def traced_completion(sample: dict) -> str:
+    """The gold completion the model learns. VT's is rewritten to start with the value it traces
+    (`<answer>\n12345 NAME ...`): each name is then looked up from what the answer has just written
+    (the value, then the previous name), never from the question far back, which is how NIAH's
+    answer restates each key before its value. The VT scorer reads only the letters, so the
+    score is the same; the model card says the model writes it."""
+    if sample["task"] not in ("ruler_vt", "warmup_vt"):
+        return sample["completion"]
+    value = VT_VALUE.search(sample["prompt"])
+    if value is None or not sample["completion"].startswith("<answer>\n"):
+        raise ValueError(f"a {sample['task']} sample without its value or answer tag")
+    head = "<answer>\n"
+    return f"{head}{value.group(1)} {sample['completion'][len(head):]}"
+
+
 def encode_row(sample: dict) -> tuple[np.ndarray, int]:
     """Token ids of prompt + completion + EOS, and where the completion starts."""
     prompt = char_tokenizer.encode_array(sample["prompt"])
-    completion = char_tokenizer.encode_array(sample["completion"])[1:]
+    completion = char_tokenizer.encode_array(traced_completion(sample))[1:]
     eos = np.array([char_tokenizer.EOS], dtype=np.int64)
     return np.concatenate([prompt, completion, eos]), len(prompt)
 
@@ -252,7 +271,7 @@ def main() -> None:
             by_task.setdefault(s["task"], []).append(s)
         for task, samples in by_task.items():
             outputs = greedy_eval(model, samples, device)
-            exact = sum(o.strip() == s["completion"].strip() for o, s in zip(outputs, samples))
+            exact = sum(o.strip() == traced_completion(s).strip() for o, s in zip(outputs, samples))
             scores[task] = {"exact_completion": exact / len(samples), "n": len(samples),
                             "example": outputs[0][:300]}
             print(task, scores[task], flush=True)
