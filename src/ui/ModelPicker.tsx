@@ -198,6 +198,18 @@ export function ModelPicker() {
               >
                 {model.label} <span className="muted">(works offline)</span>
               </button>
+              {model.card && (
+                <a
+                  className="model-card-link"
+                  href={`${model.path}${model.card}`}
+                  target="_blank"
+                  rel="noreferrer"
+                  title="What this model can and cannot do, how it was trained, its scores"
+                  data-testid="embedded-model-card"
+                >
+                  model card
+                </a>
+              )}
             </li>
           ))}
         </ul>

@@ -32,6 +32,8 @@ export interface EmbeddedModel {
   label: string;
   /** Folder relative to the page, e.g. 'models/<name>/'. */
   path: string;
+  /** The model card, a file in that folder (what the model can and cannot do), when it has one. */
+  card?: string;
 }
 
 export type EmbeddedList =
@@ -111,11 +113,15 @@ export function summarizeModel(plan: ModelPlan, info: LoadedModelInfo): ModelSum
 export function parseEmbeddedList(json: unknown): EmbeddedModel[] {
   if (!Array.isArray(json)) throw new Error('models/index.json is not a JSON array');
   return json.map((entry: unknown, i) => {
-    const { name, label, path } = (entry ?? {}) as Record<string, unknown>;
+    const { name, label, path, card } = (entry ?? {}) as Record<string, unknown>;
     if (typeof name !== 'string' || typeof label !== 'string' || typeof path !== 'string') {
       throw new Error(`models/index.json entry ${i} needs string name, label and path`);
     }
-    return { name, label, path };
+    if (card === undefined) return { name, label, path };
+    if (typeof card !== 'string' || card === '' || card.includes('/')) {
+      throw new Error(`models/index.json entry ${i}: card must name a file in the model's folder`);
+    }
+    return { name, label, path, card };
   });
 }
 

@@ -136,6 +136,7 @@ describe('the model picker', () => {
     const bundled = JSON.parse(await readFile(join(distDir, 'models/index.json'), 'utf8')) as {
       label: string;
       path: string;
+      card?: string;
     }[];
     const { page, errors } = await openWithHub();
     const buttons = page.getByTestId('embedded-model');
@@ -144,6 +145,18 @@ describe('the model picker', () => {
       const config = JSON.parse(
         await readFile(join(distDir, bundled[0].path, 'config.json'), 'utf8'),
       ) as { architectures: string[]; num_hidden_layers: number };
+      // Its card is linked beside it and served with the app.
+      const cards = page.getByTestId('embedded-model-card');
+      expect(await cards.count()).toBe(bundled.filter((m) => m.card).length);
+      if (bundled[0].card) {
+        const href = await cards.first().getAttribute('href');
+        expect(href).toBe(`${bundled[0].path}${bundled[0].card}`);
+        const card = await page.request.get(new URL(href!, page.url()).href);
+        expect(card.status()).toBe(200);
+        expect(await card.text()).toBe(
+          await readFile(join(distDir, bundled[0].path, bundled[0].card), 'utf8'),
+        );
+      }
       await buttons.first().click();
       await expect
         .poll(() => page.getByTestId('model-name').textContent(), { timeout: 120_000 })

@@ -481,6 +481,11 @@ describe('the picker’s store', () => {
     expect(parseEmbeddedList([entry])).toEqual([entry]);
     expect(() => parseEmbeddedList({})).toThrow(/not a JSON array/);
     expect(() => parseEmbeddedList([entry, { name: 'x' }])).toThrow(/entry 1 needs string name/);
+    const carded = { ...entry, card: 'README.md' };
+    expect(parseEmbeddedList([carded])).toEqual([carded]);
+    for (const card of [3, '', '../README.md']) {
+      expect(() => parseEmbeddedList([{ ...entry, card }])).toThrow(/entry 0: card must name/);
+    }
   });
 
   it('loads the first bundled model at start, once the GPU is ready and nothing else is', () => {
