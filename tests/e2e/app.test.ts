@@ -3,79 +3,21 @@
  * it: adapter shown, dense self-check passing, the no-WebGPU message, recovery from a lost device.
  * Screenshots go to test-output/e2e/.
  */
-import { existsSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { extname, join, normalize } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { mkdir } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import { join } from 'node:path';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-
-const distDir = fileURLToPath(new URL('../../dist/', import.meta.url));
-const shotDir = fileURLToPath(new URL('../../test-output/e2e/', import.meta.url));
-
-// The flags of docs GPU.md: WebGPU on SwiftShader, no network chatter.
-const chromiumArgs = [
-  '--enable-unsafe-webgpu',
-  '--enable-features=Vulkan',
-  '--use-vulkan=swiftshader',
-  '--use-webgpu-adapter=swiftshader',
-  '--enable-unsafe-swiftshader',
-  '--no-sandbox',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
-
-const contentTypes: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.json': 'application/json',
-  '.svg': 'image/svg+xml',
-  '.png': 'image/png',
-  '.wasm': 'application/wasm',
-};
-
-/** A static server for dist/ on a free localhost port. */
-async function serveDist(): Promise<{ server: Server; url: string }> {
-  const server = createServer((request, response) => {
-    const path = new URL(request.url ?? '/', 'http://localhost').pathname;
-    const file = normalize(join(distDir, path.endsWith('/') ? `${path}index.html` : path));
-    if (!file.startsWith(distDir)) {
-      response.writeHead(403).end();
-      return;
-    }
-    readFile(file).then(
-      (body) => {
-        const type = contentTypes[extname(file)] ?? 'application/octet-stream';
-        response.writeHead(200, { 'content-type': type }).end(body);
-      },
-      () => response.writeHead(404).end(),
-    );
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return { server, url: `http://127.0.0.1:${port}/` };
-}
+import { launchChromium, openPage as openBrowserPage, serveDist, shotDir } from './support/browser';
 
 let browser: Browser;
 let server: Server;
 let url: string;
 
 beforeAll(async () => {
-  if (!existsSync(join(distDir, 'index.html'))) {
-    throw new Error('dist/index.html is missing: run `vite build` first (npm test does)');
-  }
   await mkdir(shotDir, { recursive: true });
   ({ server, url } = await serveDist());
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: chromiumArgs,
-  });
+  browser = await launchChromium();
 });
 
 afterAll(async () => {
@@ -83,16 +25,7 @@ afterAll(async () => {
   await new Promise((resolve) => server?.close(resolve));
 });
 
-/** A fresh page at projector size that records uncaught errors. */
-async function openPage(initScript?: () => void): Promise<{ page: Page; errors: string[] }> {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  if (initScript) await context.addInitScript(initScript);
-  const page = await context.newPage();
-  const errors: string[] = [];
-  page.on('pageerror', (error) => errors.push(error.message));
-  await page.goto(url);
-  return { page, errors };
-}
+const openPage = (initScript?: () => void) => openBrowserPage(browser, url, { initScript });
 
 /** Waits for the self-check to finish and returns its verdict and each case's row text. */
 async function selfCheckOutcome(page: Page): Promise<{ state: string | null; rows: string[] }> {

@@ -6,34 +6,12 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Locator, Page } from 'playwright-core';
-import { launchChromium, serveDist, shotDir } from './support/browser';
+import { launchChromium, openPage, serveDist, shotDir } from './support/browser';
 import { startHubServer, type HubServer } from './support/hubServer';
 import { modelWithTokenizer } from './support/modelFolders';
 
 export type { Browser, HubServer, Page, Server };
-export { shotDir };
-
-/**
- * A fresh page at projector size that records uncaught errors. With `gpu: false` the page sees no
- * WebGPU: flows that need no GPU then run without the self-check's SwiftShader work beside them.
- */
-export async function openPage(
-  browser: Browser,
-  url: string,
-  { gpu = true }: { gpu?: boolean } = {},
-): Promise<{ page: Page; errors: string[] }> {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  if (!gpu) {
-    await context.addInitScript(() => {
-      delete (Navigator.prototype as { gpu?: unknown }).gpu;
-    });
-  }
-  const page = await context.newPage();
-  const errors: string[] = [];
-  page.on('pageerror', (error) => errors.push(error.message));
-  await page.goto(url);
-  return { page, errors };
-}
+export { openPage, shotDir };
 
 export async function startAll(): Promise<{ browser: Browser; server: Server; url: string }> {
   await mkdir(shotDir, { recursive: true });

@@ -36,6 +36,7 @@ const contentTypes: Record<string, string> = {
   '.svg': 'image/svg+xml',
   '.png': 'image/png',
   '.wasm': 'application/wasm',
+  '.md': 'text/markdown; charset=utf-8',
 };
 
 /** A static server for dist/ on a free localhost port. */
@@ -71,12 +72,26 @@ export function launchChromium(): Promise<Browser> {
   });
 }
 
+export interface OpenPageOptions {
+  /** false: the page sees no WebGPU (flows that need no GPU then run without the self-check). */
+  gpu?: boolean;
+  /** Runs in the page before its own scripts (to wrap or remove browser APIs). */
+  initScript?: () => void;
+}
+
 /** A fresh page (own context: own caches) at projector size that records uncaught errors. */
 export async function openPage(
   browser: Browser,
   url: string,
+  { gpu = true, initScript }: OpenPageOptions = {},
 ): Promise<{ page: Page; errors: string[] }> {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  if (!gpu) {
+    await context.addInitScript(() => {
+      delete (Navigator.prototype as { gpu?: unknown }).gpu;
+    });
+  }
+  if (initScript) await context.addInitScript(initScript);
   const page = await context.newPage();
   const errors: string[] = [];
   page.on('pageerror', (error) => errors.push(error.message));
