@@ -34,7 +34,10 @@ import type { GpuContext } from '../gpu/context';
 import type { RecordDispatches } from '../gpu/timer';
 import type { BlasstOrder } from '../methods/reference/blasst';
 import {
+  decodeReduceDefines,
+  decodeSplitDefines,
   decodeSplitPlan,
+  reduceDimChunks,
   type DecodeBuffers,
   type DecodeParams,
   type DecodeSplitPlan,
@@ -254,9 +257,6 @@ export function blasstDecodePlan(
   };
 }
 
-const reduceDimLanes = 8;
-const reduceSplitLanes = 32;
-
 export interface BlasstDecode {
   record: RecordDispatches;
   plan: DecodeSplitPlan;
@@ -271,29 +271,15 @@ export function createBlasstDecode(
   options: BlasstDecodeOptions,
 ): BlasstDecode {
   const plan = blasstDecodePlan(ctx, params, options.blockTokens, options.blocksPerSplit);
-  const group = groupSize(params);
   const { device } = ctx;
-  const { numHeads, numKvHeads, headDim, kv } = params;
+  const { numHeads, numKvHeads, headDim } = params;
   const split = ctx.pipelines.get('attention/dense_decode', {
-    HEAD_DIM: headDim,
-    NUM_KV_HEADS: numKvHeads,
-    PAGE_SIZE: kv.pageSize,
-    KV_F16: kv.dtype === 'f16',
-    GROUP: group,
-    LANES: plan.lanes,
-    VECS_PER_LANE: plan.vecsPerLane,
-    ROWS: plan.rows,
-    UNROLL: plan.unroll,
-    HEAD_CHUNK: plan.headChunk,
-    WORKGROUP_SIZE: plan.workgroupSize,
-    SUBGROUPS: plan.subgroups,
+    ...decodeSplitDefines(params, plan),
     BLASST: true,
   });
   const reduce = ctx.pipelines.get('attention/dense_decode_reduce', {
-    HEAD_DIM: headDim,
-    DIM_LANES: reduceDimLanes,
-    SPLIT_LANES: reduceSplitLanes,
-    GROUP: group,
+    ...decodeReduceDefines(headDim),
+    GROUP: groupSize(params),
     BLASST: true,
   });
   const uniforms = createUniformBuffer(
@@ -334,7 +320,7 @@ export function createBlasstDecode(
     splitCounts,
     buffers.counts,
   ]);
-  const dimChunks = Math.ceil(headDim / 4 / reduceDimLanes);
+  const dimChunks = reduceDimChunks(headDim);
   return {
     record: (pass) => {
       pass.setPipeline(split);

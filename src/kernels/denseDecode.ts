@@ -2,7 +2,13 @@
  * Dense decode attention (one new query per head) over the paged KV cache: flash decoding in two
  * passes, shaders/attention/dense_decode.wgsl (split) and dense_decode_reduce.wgsl (reduce).
  */
-import { bindGroup, createEmptyBuffer, createStorageBuffer, readFloat32 } from '../gpu/buffers';
+import {
+  bindGroup,
+  createEmptyBuffer,
+  createStorageBuffer,
+  createUniformBuffer,
+  readFloat32,
+} from '../gpu/buffers';
 import type { GpuContext } from '../gpu/context';
 import type { RecordDispatches } from '../gpu/timer';
 import { groupSize, type AttentionShape, type PagedKvLayout } from './layout';
@@ -126,6 +132,32 @@ export function decodeSplitPlan(
   };
 }
 
+/** The defines of dense_decode.wgsl's split pass for a plan (BLASST adds its own on top). */
+export function decodeSplitDefines(params: DecodeParams, plan: DecodeSplitPlan) {
+  return {
+    HEAD_DIM: params.headDim,
+    NUM_KV_HEADS: params.numKvHeads,
+    PAGE_SIZE: params.kv.pageSize,
+    KV_F16: params.kv.dtype === 'f16',
+    GROUP: groupSize(params),
+    LANES: plan.lanes,
+    VECS_PER_LANE: plan.vecsPerLane,
+    ROWS: plan.rows,
+    UNROLL: plan.unroll,
+    HEAD_CHUNK: plan.headChunk,
+    WORKGROUP_SIZE: plan.workgroupSize,
+    SUBGROUPS: plan.subgroups,
+  };
+}
+
+/** The defines of dense_decode_reduce.wgsl (and the workgroups it takes: `reduceDimChunks`). */
+export function decodeReduceDefines(headDim: number) {
+  return { HEAD_DIM: headDim, DIM_LANES: reduceDimLanes, SPLIT_LANES: reduceSplitLanes };
+}
+
+/** Reduce-pass workgroups along the head dimension. */
+export const reduceDimChunks = (headDim: number) => Math.ceil(headDim / 4 / reduceDimLanes);
+
 export interface DenseDecode {
   record: RecordDispatches;
   /** The partials and uniforms this instance allocated. */
@@ -149,39 +181,19 @@ export function createDenseDecode(
   pageList?: DecodePageList,
 ): DenseDecode {
   const plan = decodeSplitPlan(ctx, params, tuning);
-  const group = groupSize(params);
   const { device } = ctx;
-  const { numHeads, numKvHeads, headDim, kv } = params;
+  const { numHeads, numKvHeads, headDim } = params;
   const split = ctx.pipelines.get('attention/dense_decode', {
-    HEAD_DIM: headDim,
-    NUM_KV_HEADS: numKvHeads,
-    PAGE_SIZE: kv.pageSize,
-    KV_F16: kv.dtype === 'f16',
-    GROUP: group,
-    LANES: plan.lanes,
-    VECS_PER_LANE: plan.vecsPerLane,
-    ROWS: plan.rows,
-    UNROLL: plan.unroll,
-    HEAD_CHUNK: plan.headChunk,
-    WORKGROUP_SIZE: plan.workgroupSize,
-    SUBGROUPS: plan.subgroups,
+    ...decodeSplitDefines(params, plan),
     ...(pageList ? { PAGE_LIST: true, LIST_LEN: pageList.listLen } : {}),
   });
-  const reduce = ctx.pipelines.get('attention/dense_decode_reduce', {
-    HEAD_DIM: headDim,
-    DIM_LANES: reduceDimLanes,
-    SPLIT_LANES: reduceSplitLanes,
-  });
-
-  const uniformBytes = new ArrayBuffer(16);
-  new Uint32Array(uniformBytes, 0, 3).set([params.kvLen, plan.tokensPerSplit, plan.numSplits]);
-  new Float32Array(uniformBytes, 12, 1)[0] = params.scale * Math.LOG2E;
-  const uniforms = device.createBuffer({
-    label: 'dense decode params',
-    size: 16,
-    usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
-  });
-  device.queue.writeBuffer(uniforms, 0, uniformBytes);
+  const reduce = ctx.pipelines.get('attention/dense_decode_reduce', decodeReduceDefines(headDim));
+  const uniforms = createUniformBuffer(
+    device,
+    [params.kvLen, plan.tokensPerSplit, plan.numSplits, params.scale * Math.LOG2E],
+    [3],
+    'dense decode params',
+  );
   const partials = numHeads * plan.numSplits;
   const partO = createEmptyBuffer(device, partials * headDim * 4, 'dense decode partial out');
   const partMl = createEmptyBuffer(device, partials * 8, 'dense decode partial max/sum');
@@ -197,7 +209,7 @@ export function createDenseDecode(
     ...(pageList ? [pageList.buffer] : []),
   ]);
   const reduceGroup = bindGroup(device, reduce, [uniforms, partO, partMl, buffers.out]);
-  const dimChunks = Math.ceil(headDim / 4 / reduceDimLanes);
+  const dimChunks = reduceDimChunks(headDim);
   return {
     record: (pass) => {
       pass.setPipeline(split);
