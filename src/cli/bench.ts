@@ -472,16 +472,16 @@ async function benchQuest(
       pagesRead * pageSize * 2 * shape.headDim * bytesPerValue +
       shape.numHeads * shape.headDim * 4;
     const floorMs = copyGbPerSecond ? bytes / (copyGbPerSecond * 1e6) : undefined;
-    const select =
+    const variant =
       (tuning.selectWorkgroupSize ? `, ${tuning.selectWorkgroupSize}-wide select` : '') +
       (tuning.decode ? `, ${tuning.decode.targetWorkgroups} decode workgroups asked` : '');
     console.error(
-      `    quest budget ${tokenBudget}${select}: scoring ${scoreMs.toFixed(4)} ms, selection ${selectMs.toFixed(4)} ms, ` +
+      `    quest budget ${tokenBudget}${variant}: scoring ${scoreMs.toFixed(4)} ms, selection ${selectMs.toFixed(4)} ms, ` +
         `decode ${attentionMs.toFixed(4)} ms (split + reduce); ${(bytes / 1e6).toFixed(1)} MB read` +
         (floorMs ? `, ${floorMs.toFixed(4)} ms at the copy bandwidth` : ''),
     );
     rows.push({
-      kernel: `quest decode (budget ${tokenBudget}${select})`,
+      kernel: `quest decode (budget ${tokenBudget}${variant})`,
       shape: '32h/8kv d128',
       length,
       kvDtype: 'f16',
