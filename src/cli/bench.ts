@@ -9,6 +9,8 @@
  *                    [--blasst-phase prefill|decode] [--blasst-curve] [--quest-select-sizes 256,1024]
  *                    [--quest-decode-workgroups 64,128]
  *
+ * copy: the ceilings (vec4 copy bandwidth, FMA peak) and the floor (a dependent dispatch's fixed
+ * cost, with 1 and 4096 workgroups).
  * sparse: block-sparse (even masks), sliding-window and Vertical-Slash (structured inputs) prefill
  * at sparsity 0.5, 0.8, 0.9, 0.95 next to dense at the same size, planner apart from kernel, with
  * the sparsity the kernels counted.
@@ -42,7 +44,7 @@ import {
   recordBlockSparsePrefill,
   type BlockSparseTileConfig,
 } from '../kernels/blockSparsePrefill';
-import { recordCopy, recordFmaPeak } from '../kernels/copy';
+import { recordCopy, recordDispatchChainLink, recordFmaPeak } from '../kernels/copy';
 import {
   planBlockSparseOnGpu,
   planVerticalSlashOnGpu,
@@ -195,6 +197,27 @@ async function benchCopy(ctx: GpuContext): Promise<BenchRow> {
     ms,
     gbPerSecond: (2 * bytes) / (ms * 1e6),
   };
+}
+
+/**
+ * The fixed cost of one dependent dispatch (each waits for the one before): one workgroup, and as
+ * many as the copy kernel launches (a grid the whole GPU works on). A step of n short dispatches
+ * takes at least n times this, whatever its bytes.
+ */
+async function benchDispatchFloor(ctx: GpuContext): Promise<BenchRow[]> {
+  const rows: BenchRow[] = [];
+  for (const workgroups of [1, 4096]) {
+    const cells = createEmptyBuffer(ctx.device, workgroups * 256 * 4);
+    const ms = await timeAdaptive(ctx, recordDispatchChainLink(ctx, cells, workgroups));
+    cells.destroy();
+    rows.push({
+      kernel: 'dependent dispatch',
+      shape: `${workgroups} x 256 threads`,
+      length: 0,
+      ms,
+    });
+  }
+  return rows;
 }
 
 async function benchFmaPeak(ctx: GpuContext): Promise<BenchRow> {
@@ -448,6 +471,8 @@ async function benchQuest(
       tokenBudget: 2048,
       tuning: { decode: { targetWorkgroups } },
     })),
+    // The default resolves 8 key bits per radix level; this row 4.
+    { tokenBudget: 2048, tuning: { selectDigitBits: 4 as const } },
   ];
   const bytesPerValue = 2;
   const summaryBytes = (pages - 1) * shape.numKvHeads * 2 * shape.headDim * bytesPerValue;
@@ -474,7 +499,8 @@ async function benchQuest(
     const floorMs = copyGbPerSecond ? bytes / (copyGbPerSecond * 1e6) : undefined;
     const variant =
       (tuning.selectWorkgroupSize ? `, ${tuning.selectWorkgroupSize}-wide select` : '') +
-      (tuning.decode ? `, ${tuning.decode.targetWorkgroups} decode workgroups asked` : '');
+      (tuning.decode ? `, ${tuning.decode.targetWorkgroups} decode workgroups asked` : '') +
+      (tuning.selectDigitBits ? `, ${tuning.selectDigitBits}-bit radix` : '');
     console.error(
       `    quest budget ${tokenBudget}${variant}: scoring ${scoreMs.toFixed(4)} ms, selection ${selectMs.toFixed(4)} ms, ` +
         `decode ${attentionMs.toFixed(4)} ms (split + reduce); ${(bytes / 1e6).toFixed(1)} MB read` +
@@ -1118,6 +1144,7 @@ async function main() {
     copyGbPerSecond = row.gbPerSecond;
     report(row);
     report(await benchFmaPeak(ctx));
+    for (const floor of await benchDispatchFloor(ctx)) report(floor);
   }
   for (const { name, shape } of flag('tune') ? [] : shapes) {
     if (only.has('prefill')) {

@@ -34,16 +34,23 @@ const scoreWorkgroupSize = 128;
 const scoreRounds = 4;
 /**
  * Invocations of the selection (fewer where the device allows fewer). H200, 2026-12-02 (`npm run
- * bench -- --only quest --quest-select-sizes 256,512,1024`): 512 took 11.8 us at 32K against 15.1
- * for 256 and 11.8 for 1024, and 8.3 us at 8K against 8.6 and 9.5.
+ * bench -- --only quest --quest-select-sizes 256,512,1024`, 8-bit radix): 512 took 10.5 us at 32K
+ * against 12.6 for 256 and 10.7 for 1024, and 8.5 us at 8K against 8.6 and 9.5.
  */
 const defaultSelectWorkgroupSize = 512;
 /** Most pages whose selection keys stay in workgroup memory (16 KiB: 64K tokens at 16 a page). */
 const maxSelectCacheKeys = 4096;
 
+/**
+ * Key bits per radix level of the selection. H200, 2026-12-02, same runs: 8 bits took 10.5-10.6 us
+ * at 32K against 12.4-12.7 for 4, and 8.5 at 8K against 9.6-9.8.
+ */
+const defaultSelectDigitBits = 8;
+
 /** The key cache of quest_select.wgsl that fits beside its histogram and scan (>= 32 keys). */
-function selectCacheKeys(ctx: GpuContext, selectWorkgroupSize: number): number {
-  const free = ctx.caps.maxWorkgroupStorageBytes - selectWorkgroupSize * 8 - 256;
+function selectCacheKeys(ctx: GpuContext, selectWorkgroupSize: number, digitBits: number): number {
+  const histogramBytes = 2 * (1 << digitBits) * 4 + ((1 << digitBits) / 16) * 4;
+  const free = ctx.caps.maxWorkgroupStorageBytes - selectWorkgroupSize * 8 - histogramBytes - 64;
   return Math.max(32, Math.min(maxSelectCacheKeys, Math.floor(free / 4 / 32) * 32));
 }
 
@@ -135,6 +142,8 @@ export function questListLength(params: QuestDecodeParams): number {
 export interface QuestTuning {
   /** Invocations of the selection's one workgroup per KV head (a power of two >= 32). */
   selectWorkgroupSize?: number;
+  /** Key bits the selection's radix resolves per level: 4 (16 bins) or 8 (256 bins). */
+  selectDigitBits?: 4 | 8;
   /** The split plan of the sparse decode over the listed pages. */
   decode?: DecodeTuning;
 }
@@ -207,9 +216,11 @@ export function recordQuestDecode(
     ROUNDS: scoreRounds,
     SUMMARY_F16: summaryF16,
   });
+  const selectDigitBits = tuning.selectDigitBits ?? defaultSelectDigitBits;
   const select = ctx.pipelines.get('attention/quest_select', {
     WORKGROUP_SIZE: selectWorkgroupSize,
-    CACHE_KEYS: selectCacheKeys(ctx, selectWorkgroupSize),
+    CACHE_KEYS: selectCacheKeys(ctx, selectWorkgroupSize, selectDigitBits),
+    DIGIT_BITS: selectDigitBits,
   });
   const scoreGroup = bindGroup(device, score, [
     scoreUniforms,

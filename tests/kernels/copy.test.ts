@@ -1,8 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createEmptyBuffer, createStorageBuffer, readFloat32 } from '../../src/gpu/buffers';
+import {
+  createEmptyBuffer,
+  createStorageBuffer,
+  readBuffer,
+  readFloat32,
+} from '../../src/gpu/buffers';
 import type { GpuContext } from '../../src/gpu/context';
 import { acquireNodeGpuContext } from '../../src/gpu/node';
-import { recordCopy } from '../../src/kernels/copy';
+import { recordCopy, recordDispatchChainLink } from '../../src/kernels/copy';
 
 let ctx: GpuContext;
 beforeAll(async () => {
@@ -25,5 +30,28 @@ describe('vec4 copy kernel', () => {
     const expected = new Uint32Array(data.buffer);
     expect(copied.length).toBe(n);
     expect(copied.findIndex((word, i) => word !== expected[i])).toBe(-1);
+  });
+});
+
+describe('dependent dispatch chain', () => {
+  it('adds one to every cell of its workgroups per link, in one pass', async () => {
+    const workgroups = 3;
+    const cells = createStorageBuffer(
+      ctx.device,
+      Uint32Array.from({ length: 4 * 256 }, (_, i) => i),
+    );
+    const link = recordDispatchChainLink(ctx, cells, workgroups);
+    const encoder = ctx.device.createCommandEncoder();
+    const pass = encoder.beginComputePass();
+    for (let i = 0; i < 5; i++) link(pass);
+    pass.end();
+    ctx.device.queue.submit([encoder.finish()]);
+    const after = new Uint32Array(await readBuffer(ctx.device, cells, 4 * 256 * 4));
+    const expected = Uint32Array.from({ length: 4 * 256 }, (_, i) =>
+      i < workgroups * 256 ? i + 5 : i,
+    );
+    expect(after.findIndex((word, i) => word !== expected[i])).toBe(-1);
+    expect(() => recordDispatchChainLink(ctx, cells, 5)).toThrow(/need/);
+    cells.destroy();
   });
 });

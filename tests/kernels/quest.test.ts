@@ -108,13 +108,21 @@ describe('Quest decode', () => {
     expect(error).toBeLessThanOrEqual(1e-4 * magnitude);
   });
 
-  // Fewer invocations than pages: several keys each in the radix levels and the compaction.
-  it.each([32, 64, 128])(
-    'a %i-invocation selection picks the reference pages',
-    async (selectWorkgroupSize) => {
-      for (const name of ['many pages, headDim 128', 'budget splits tied page classes']) {
+  // Fewer invocations than pages (several keys each in the radix levels and the compaction) and
+  // than bins; both digit widths.
+  const selections = [32, 64, 128].flatMap((selectWorkgroupSize) =>
+    ([4, 8] as const).map((selectDigitBits) => ({ selectWorkgroupSize, selectDigitBits })),
+  );
+  it.each(selections)(
+    'a $selectWorkgroupSize-invocation selection, $selectDigitBits bits a level, picks the reference pages',
+    async (tuning) => {
+      for (const name of [
+        'many pages, headDim 128',
+        'budget splits tied page classes',
+        'ties go to the lower page',
+      ]) {
         const c = cases.find((x) => x.name === name)!;
-        const { gpu, ref } = await runCase(c, c.tokenBudget, { selectWorkgroupSize });
+        const { gpu, ref } = await runCase(c, c.tokenBudget, tuning);
         expect(gpu.selectedPages).toEqual(ref.pages);
       }
     },
