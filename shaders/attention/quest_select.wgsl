@@ -71,13 +71,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let select_any = k > 0u && k < n;
   var low = 0xffffffffu;
   var high = 0u;
-  for (var i = lid; i < n; i += WORKGROUP_SIZE) {
-    let key = order_key(bounds[base + i]);
-    if (cached) {
-      cached_keys[i] = key;
+  // The radix needs the extreme keys and the cache the keys; without either, the compaction alone
+  // reads the bounds.
+  if (cached || select_any) {
+    for (var i = lid; i < n; i += WORKGROUP_SIZE) {
+      let key = order_key(bounds[base + i]);
+      if (cached) {
+        cached_keys[i] = key;
+      }
+      low = min(low, key);
+      high = max(high, key);
     }
-    low = min(low, key);
-    high = max(high, key);
   }
   if (select_any) {
     atomicMax(&key_low_inverted, ~low);
