@@ -144,6 +144,11 @@ export interface QuestTuning {
   selectWorkgroupSize?: number;
   /** Key bits the selection's radix resolves per level: 4 (16 bins) or 8 (256 bins). */
   selectDigitBits?: 4 | 8;
+  /**
+   * Most pages whose keys the selection keeps in workgroup memory (a multiple of 32; default: what
+   * fits, at most 4,096). Heads with more pages read their bounds from global memory at every pass.
+   */
+  selectCacheKeys?: number;
   /** The split plan of the sparse decode over the listed pages. */
   decode?: DecodeTuning;
 }
@@ -219,7 +224,10 @@ export function recordQuestDecode(
   const selectDigitBits = tuning.selectDigitBits ?? defaultSelectDigitBits;
   const select = ctx.pipelines.get('attention/quest_select', {
     WORKGROUP_SIZE: selectWorkgroupSize,
-    CACHE_KEYS: selectCacheKeys(ctx, selectWorkgroupSize, selectDigitBits),
+    CACHE_KEYS: Math.min(
+      tuning.selectCacheKeys ?? maxSelectCacheKeys,
+      selectCacheKeys(ctx, selectWorkgroupSize, selectDigitBits),
+    ),
     DIGIT_BITS: selectDigitBits,
   });
   const scoreGroup = bindGroup(device, score, [

@@ -128,6 +128,32 @@ describe('Quest decode', () => {
     },
   );
 
+  // More pages than the key cache holds: every pass reads the bounds from global memory, and a
+  // budget of every page takes the compaction-only path that skips the first pass.
+  const uncached = [32, 128].flatMap((selectWorkgroupSize) =>
+    ([4, 8] as const).map((selectDigitBits) => ({
+      selectWorkgroupSize,
+      selectDigitBits,
+      selectCacheKeys: 32,
+    })),
+  );
+  it.each(uncached)(
+    'uncached keys ($selectWorkgroupSize invocations, $selectDigitBits bits): pages and output match',
+    async (tuning) => {
+      for (const name of ['many pages, headDim 128', 'budget splits tied page classes']) {
+        const c = cases.find((x) => x.name === name)!;
+        const { gpu, ref } = await runCase(c, c.tokenBudget, tuning);
+        expect(gpu.selectedPages).toEqual(ref.pages);
+        const { error, magnitude } = maxAbsError(gpu.out, ref.out);
+        expect(error).toBeLessThanOrEqual(1e-4 * magnitude);
+      }
+      const every = cases.find((x) => x.name === 'many pages, headDim 128')!;
+      const { gpu, ref } = await runCase(every, pagesFor(every.kvLen, pageSize) * pageSize, tuning);
+      expect(gpu.selectedPages).toEqual(ref.pages);
+      expect(gpu.pagesRead).toBe(ref.pagesRead);
+    },
+  );
+
   it('ties select the lowest pages', async () => {
     const c = cases.find((x) => x.equalKeys)!;
     const { gpu } = await runCase(c);
