@@ -49,6 +49,17 @@ def prompt(intro: str, tag: str, question: str, context: str) -> str:
             f"<{tag}_repeated>\n{question}\n</{tag}_repeated>\n\nAnswer inside <answer> tags.")
 
 
+def distinct_names(rng: random.Random, count: int) -> list:
+    """`count` different five-letter uppercase names, in the order drawn (a set's order changes with
+    Python's hash seed, and the samples must not)."""
+    names = []
+    while len(names) < count:
+        name = "".join(rng.choices(UPPER, k=5))
+        if name not in names:
+            names.append(name)
+    return names
+
+
 def kv_string(rng: random.Random, groups: int) -> str:
     return "-".join("".join(rng.choices(KV_ALPHABET, k=8)) for _ in range(groups))
 
@@ -57,7 +68,10 @@ def copy(rng: random.Random) -> dict:
     """Random keys, then the same keys again, in order or shuffled: every character of the second
     list after a key's first one is predictable only by finding that key earlier (an induction
     head), the circuit that the lookups of the other samples are built on."""
-    keys = [kv_string(rng, rng.choice([1, 2, 4])) for _ in range(rng.randint(2, 12))]
+    if rng.random() < 0.5:
+        keys = [kv_string(rng, rng.choice([1, 2, 4])) for _ in range(rng.randint(2, 12))]
+    else:  # VT's names: uppercase letters are in no other lookup, so their matching is learned here
+        keys = ["".join(rng.choices(UPPER, k=5)) for _ in range(rng.randint(2, 12))]
     again = rng.sample(keys, len(keys)) if rng.random() < 0.5 else keys
     return {"task": "warmup_copy", "prompt": "Repeat the keys.\n" + "\n".join(keys) + "\nAgain:\n",
             "completion": "\n".join(again)}
@@ -66,12 +80,9 @@ def copy(rng: random.Random) -> dict:
 def reverse(rng: random.Random) -> dict:
     """Names bound to values, then values asked for: each answer is the name written before its
     value, the backward copy of VT's every hop (find "= VAR X." and return the name before it)."""
-    names = set()
-    count = rng.randint(2, 10)
-    while len(names) < count:
-        names.add("".join(rng.choices(UPPER, k=5)))
-    names = list(names)
-    numeric = rng.random() < 0.5
+    names = distinct_names(rng, rng.randint(2, 10))
+    count = len(names)
+    numeric = rng.random() < 1 / 3  # VT's later hops look names up, its first one a number
     values = ([str(v) for v in rng.sample(range(10000, 100000), count)] if numeric
               else ["VAR " + "".join(rng.choices(UPPER, k=5)) for _ in range(count)])
     lines = [f"VAR {n} = {v}." for n, v in zip(names, values)]
@@ -79,7 +90,7 @@ def reverse(rng: random.Random) -> dict:
     question = "Which variables are assigned " + ", ".join(values[i] for i in asked) + "?"
     # Each name follows the value it answers, as train.py's VT completions do.
     answer = " ".join(f"{values[i].removeprefix('VAR ')} {names[i]}" for i in asked)
-    return {"task": "warmup_reverse",
+    return {"task": "warmup_reverse_" + ("numbers" if numeric else "names"),
             "prompt": prompt("Name the variable of each value.", "question", question, " ".join(lines)),
             "completion": "<answer>\n" + answer + "\n</answer>"}
 
@@ -106,10 +117,7 @@ def niah(rng: random.Random) -> dict:
 
 def vt(rng: random.Random) -> dict:
     chains, hops = rng.randint(1, 8), rng.choice([0, 1, 1, 2, 2, 3, 4, 4])
-    names = set()
-    while len(names) < chains * (hops + 1):
-        names.add("".join(rng.choices(UPPER, k=5)))
-    names = list(names)
+    names = distinct_names(rng, chains * (hops + 1))
     values = rng.sample(range(10000, 100000), chains)
     statements, chain_of = [], []
     for c in range(chains):

@@ -9,4 +9,4 @@ cd "$(git rev-parse --show-toplevel)"
 npx vite build --config vite.cli.config.ts --logLevel warn
 shared="${SHARED_DIR:-../shared}"
 bash "$shared/gpu/pack.sh" dist-cli/tasks.mjs dist-cli/assets tools/train/char_tokenizer.py tools/train/train.py \
-  tools/train/curriculum.py tools/train/grow.py src/tasks/data/story.ts tools/train/train_default_model.sh
+  tools/train/curriculum.py tools/train/grow.py tools/train/probe_vt.py src/tasks/data/story.ts tools/train/train_default_model.sh

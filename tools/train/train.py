@@ -60,18 +60,22 @@ VT_VALUE = re.compile(r"resolve to the value (\d+)\?")
 
 
 def traced_completion(sample: dict) -> str:
-    """The gold completion the model learns. VT's is rewritten to start with the value it traces
-    (`<answer>\n12345 NAME ...`): each name is then looked up from what the answer has just written
-    (the value, then the previous name), never from the question far back, which is how NIAH's
-    answer restates each key before its value. The VT scorer reads only the letters, so the
-    score is the same; the model card says the model writes it."""
+    """The gold completion the model learns. VT's is rewritten as the hops it follows: the value it
+    traces, then each name after the value or name it is assigned (`<answer>\n12345 NAME1 NAME1
+    NAME2 NAME2 NAME3 ...`). Each name is then looked up from the word written just before it, the
+    way the reverse lookups of curriculum.py answer (`value name value name`), never from the
+    question far back or from a name the answer has just produced as a lookup's result. The VT
+    scorer reads the set of names, so the score is the same; the model card says the model
+    writes it."""
     if sample["task"] not in ("ruler_vt", "warmup_vt"):
         return sample["completion"]
     value = VT_VALUE.search(sample["prompt"])
-    if value is None or not sample["completion"].startswith("<answer>\n"):
-        raise ValueError(f"a {sample['task']} sample without its value or answer tag")
-    head = "<answer>\n"
-    return f"{head}{value.group(1)} {sample['completion'][len(head):]}"
+    head, tail = "<answer>\n", "\n</answer>"
+    if value is None or not (sample["completion"].startswith(head) and sample["completion"].endswith(tail)):
+        raise ValueError(f"a {sample['task']} sample without its value or answer tags")
+    names = sample["completion"][len(head):-len(tail)].split()
+    hops = [value.group(1)] + [f"{name} {name}" for name in names[:-1]] + names[-1:]
+    return head + " ".join(hops) + tail
 
 
 def encode_row(sample: dict) -> tuple[np.ndarray, int]:
