@@ -1,11 +1,23 @@
 import { availableParallelism } from 'node:os';
 import { defineConfig } from 'vitest/config';
+import { BaseSequencer, type TestSpecification } from 'vitest/node';
 import react from '@vitejs/plugin-react';
 
 // Kernel tests run on SwiftShader (Debian's chromium ships it) unless the caller names a Vulkan driver.
 const softwareGpu = {
   VK_ICD_FILENAMES: process.env.VK_ICD_FILENAMES ?? '/usr/lib/chromium/vk_swiftshader_icd.json',
 };
+
+// The embedded model's checks are one long prefill each on SwiftShader (minutes). A clean checkout
+// has no timings for vitest to order files by, so it would start them last, on one worker, after
+// the others: started first, the other files fill the second worker meanwhile.
+class EmbeddedModelFirst extends BaseSequencer {
+  override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
+    const sorted = await super.sort(files);
+    const slow = (file: TestSpecification) => file.moduleId.includes('embedded-model');
+    return [...sorted.filter(slow), ...sorted.filter((file) => !slow(file))];
+  }
+}
 
 export default defineConfig({
   plugins: [react()],
@@ -16,6 +28,7 @@ export default defineConfig({
     // The kernel tests spend much of their time in SwiftShader's single-threaded stretches, so two
     // test files at once keep even a 2-core machine busy (vitest's default there is one).
     maxWorkers: Math.max(2, availableParallelism() - 1),
+    sequence: { sequencer: EmbeddedModelFirst },
     projects: [
       {
         extends: true,
