@@ -13,16 +13,13 @@ time: the number of chains with no filler, or the filler around eight chains of 
 import argparse
 import json
 import random
-import re
 
 import torch
 from transformers import LlamaForCausalLM
 
 import char_tokenizer
 from curriculum import FILLER, KV_ALPHABET, UPPER, distinct_names, prompt
-from train import traced_completion
-
-STATEMENT = re.compile(r"VAR ([A-Z]{5}) = (?:VAR ([A-Z]{5})|(\d+))\.")
+from vt_answers import statements, traced_completion
 
 
 def synthetic(rng: random.Random, chains: int, hops: int, fillers: int) -> dict:
@@ -97,11 +94,6 @@ def name_starts(sample: dict, completion_start: int) -> list:
     return starts
 
 
-def statements(prompt_text: str) -> list:
-    """(token start, token end, assigned name) of every assignment in the prompt."""
-    return [(m.start() + 1, m.end() + 1, m.group(1)) for m in STATEMENT.finditer(prompt_text)]
-
-
 @torch.no_grad()
 def probe(model, sample: dict, attention: bool) -> dict:
     prompt_ids = char_tokenizer.encode(sample["prompt"])
@@ -116,11 +108,11 @@ def probe(model, sample: dict, attention: bool) -> dict:
     if attention:
         spans = statements(sample["prompt"])
         owner = torch.full((ids.shape[1],), -1, dtype=torch.long, device="cuda")
-        for i, (a, b, _) in enumerate(spans):
+        for i, (a, b, _, _) in enumerate(spans):
             owner[a:b] = i
         right_mass, right_top = [], []
         for s, name in zip(starts, sample["answer"]):
-            target = next(i for i, (_, _, n) in enumerate(spans) if n == name)
+            target = next(i for i, (_, _, n, _) in enumerate(spans) if n == name)
             rows = torch.stack([layer[0, :, s - 1] for layer in out.attentions])  # layer, head, key
             inside = owner >= 0
             per_statement = torch.zeros(rows.shape[0], rows.shape[1], len(spans), device="cuda")

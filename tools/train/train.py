@@ -10,8 +10,9 @@ short warm-up samples of curriculum.py alone (--warmup-data), where most tokens 
 need a lookup, then moves to the task samples, longer buckets more often as it goes on, with a share
 of the batches still warm-up ones. The loss is next-token cross-entropy on every token,
 with the completion (the answer) weighted COMPLETION_WEIGHT times a prompt token: the prompt's
-repeated question teaches copying, the completion teaches the task. Training stops at --steps or
-at --minutes, whichever comes first, so a run fits the GPU machine's time limit.
+repeated question teaches copying, the completion teaches the task. With --lookup-weight, three
+heads' attention at VT's lookups is supervised too (lookup_attention.py). Training stops at --steps
+or at --minutes, whichever comes first, so a run fits the GPU machine's time limit.
 """
 
 import argparse
@@ -19,7 +20,6 @@ import glob
 import json
 import math
 import random
-import re
 import time
 from pathlib import Path
 
@@ -29,6 +29,8 @@ import torch.nn.functional as F
 from transformers import LlamaConfig, LlamaForCausalLM
 
 import char_tokenizer
+import lookup_attention
+from vt_answers import supervision_targets, traced_completion
 
 COMPLETION_WEIGHT = 5.0
 BUCKETS = (1024, 1664, 2560, 3584, 4736)  # longest: a 4096-token prompt plus its completion and EOS
@@ -56,39 +58,20 @@ def model_config(max_positions: int) -> LlamaConfig:
     )
 
 
-VT_VALUE = re.compile(r"resolve to the value (\d+)\?")
-
-
-def traced_completion(sample: dict) -> str:
-    """The gold completion the model learns. VT's is rewritten as the hops it follows: the value it
-    traces, then each name after the value or name it is assigned (`<answer>\n12345 NAME1 NAME1
-    NAME2 NAME2 NAME3 ...`). Each name is then looked up from the word written just before it, the
-    way the reverse lookups of curriculum.py answer (`value name value name`), never from the
-    question far back or from a name the answer has just produced as a lookup's result. The VT
-    scorer reads the set of names, so the score is the same; the model card says the model
-    writes it."""
-    if sample["task"] not in ("ruler_vt", "warmup_vt"):
-        return sample["completion"]
-    value = VT_VALUE.search(sample["prompt"])
-    head, tail = "<answer>\n", "\n</answer>"
-    if value is None or not (sample["completion"].startswith(head) and sample["completion"].endswith(tail)):
-        raise ValueError(f"a {sample['task']} sample without its value or answer tags")
-    names = sample["completion"][len(head):-len(tail)].split()
-    hops = [value.group(1)] + [f"{name} {name}" for name in names[:-1]] + names[-1:]
-    return head + " ".join(hops) + tail
-
-
-def encode_row(sample: dict) -> tuple[np.ndarray, int]:
-    """Token ids of prompt + completion + EOS, and where the completion starts."""
+def encode_row(sample: dict) -> tuple[np.ndarray, int, dict]:
+    """Token ids of prompt + completion + EOS, where the completion starts, and the targets of the
+    attention that --lookup-weight supervises (vt_answers.supervision_targets)."""
+    text = traced_completion(sample)
     prompt = char_tokenizer.encode_array(sample["prompt"])
-    completion = char_tokenizer.encode_array(traced_completion(sample))[1:]
+    completion = char_tokenizer.encode_array(text)[1:]
     eos = np.array([char_tokenizer.EOS], dtype=np.int64)
-    return np.concatenate([prompt, completion, eos]), len(prompt)
+    return (np.concatenate([prompt, completion, eos]), len(prompt),
+            supervision_targets(sample["prompt"], text))
 
 
 def load_rows(pattern: str, tasks: dict) -> dict:
-    """Rows (ids, completion start, task index) grouped by the smallest bucket that holds them;
-    `tasks` maps task names to indices and grows as new names appear."""
+    """Rows (ids, completion start, task index, supervised attention targets) grouped by the smallest
+    bucket that holds them; `tasks` maps task names to indices and grows as new names appear."""
     buckets = {b: [] for b in BUCKETS}
     paths = sorted(glob.glob(pattern))
     if not paths:
@@ -97,19 +80,19 @@ def load_rows(pattern: str, tasks: dict) -> dict:
         with open(path) as f:
             for line in f:
                 sample = json.loads(line)
-                ids, start = encode_row(sample)
+                ids, start, targets = encode_row(sample)
                 task = tasks.setdefault(sample["task"], len(tasks))
                 bucket = next((b for b in BUCKETS if len(ids) <= b), None)
                 if bucket is None:
                     raise ValueError(f"{path}: a sample of {len(ids)} tokens exceeds {BUCKETS[-1]}")
-                buckets[bucket].append((ids, start, task))
+                buckets[bucket].append((ids, start, task, targets))
     return buckets
 
 
 def make_batch(rows: list, length: int, device: str):
     ids = torch.full((len(rows), length), char_tokenizer.PAD, dtype=torch.long)
     weights = torch.zeros((len(rows), length), dtype=torch.float32)
-    for r, (row, start, _) in enumerate(rows):
+    for r, (row, start, *_) in enumerate(rows):
         ids[r, : len(row)] = torch.from_numpy(row)
         # weights[t] weighs the prediction of token t + 1
         weights[r, : len(row) - 1] = 1.0
@@ -170,6 +153,15 @@ def main() -> None:
                     help="share of the run trained on warm-up samples alone")
     ap.add_argument("--warmup-floor", type=float, default=0.15,
                     help="share of warm-up batches once the task samples are in")
+    ap.add_argument("--lookup-weight", type=float, default=0.0,
+                    help="weight of each supervised attention of VT's lookups (lookup_attention.py); 0: off")
+    ap.add_argument("--carry-head", default="1:1",
+                    help="LAYER:HEAD that brings a statement's assigned name to its end (one of the heads "
+                         "that bring it into a number's digits)")
+    ap.add_argument("--lookup-head", default="4:5",
+                    help="LAYER:HEAD that reads the statement a lookup needs (the number lookup's reader)")
+    ap.add_argument("--copy-head", default="5:7",
+                    help="LAYER:HEAD that attends to the looked-up name and writes it (the number lookup's)")
     args = ap.parse_args()
 
     random.seed(args.seed)
@@ -199,6 +191,20 @@ def main() -> None:
     model.to(device)
     params = sum(p.numel() for p in model.parameters())
     print(f"{params} parameters", flush=True)
+    supervised = {}  # role: (layer, head, the layer's captured normed input)
+    if args.lookup_weight > 0:
+        for role, spec in (("carry", args.carry_head), ("lookup", args.lookup_head), ("copy", args.copy_head)):
+            layer, head = (int(x) for x in spec.split(":"))
+            error = lookup_attention.check_recomputed_attention(model, layer, head, device)
+            print(f"{role} head {spec}: recomputed attention within {error:.2e} of the layer's", flush=True)
+            if error > 1e-3:
+                raise SystemExit("lookup_attention.py does not reproduce the layer's attention; not training")
+            captured, _ = lookup_attention.capture_normed_input(model.model.layers[layer])
+            supervised[role] = (layer, head, captured)
+    # Mean attention mass where it is asked between two log lines, per role (and by number / by name).
+    mass_keys = ["carry", "lookup_by_number", "lookup_by_name", "copy_by_number", "copy_by_name"]
+    lookup_mass = torch.zeros(len(mass_keys), device=device)
+    lookup_count = torch.zeros(len(mass_keys), device=device)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},
@@ -231,7 +237,7 @@ def main() -> None:
             cursor[key] = 0
         rows = [buckets[bucket][i] for i in order[key][cursor[key]: cursor[key] + per_batch]]
         cursor[key] += per_batch
-        length = max(len(r) for r, _, _ in rows)
+        length = max(len(row[0]) for row in rows)
         ids, w = make_batch(rows, length, device)
         lr = lr_at(step, progress, args.lr, args.warmup)
         for group in opt.param_groups:
@@ -242,12 +248,24 @@ def main() -> None:
                                    ids[:, 1:].reshape(-1), reduction="none").view(ids.shape[0], -1)
         wt = w[:, :-1]
         loss = (loss_all * wt).sum() / wt.sum()
+        for role, (layer, head, captured) in supervised.items():
+            targets = lookup_attention.target_tensors([row[3][role] for row in rows], device)
+            if targets is None:
+                continue
+            log_mass = lookup_attention.head_log_mass(model.model.layers[layer].self_attn, model.config,
+                                                      captured["normed"], head, targets)
+            loss = loss + args.lookup_weight * -log_mass.mean()
+            kind = (torch.full_like(targets[0], 0) if role == "carry" else
+                    torch.tensor([b for row in rows for b in row[3]["by_name"]], device=device)
+                    + mass_keys.index(f"{role}_by_number"))
+            lookup_mass.index_add_(0, kind, log_mass.detach().exp())
+            lookup_count.index_add_(0, kind, torch.ones_like(log_mass))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         in_completion = (wt == COMPLETION_WEIGHT).float()
-        row_tasks = torch.tensor([t for _, _, t in rows], device=device)
+        row_tasks = torch.tensor([row[2] for row in rows], device=device)
         task_loss.index_add_(0, row_tasks, (loss_all.detach() * in_completion).sum(1))
         task_tokens.index_add_(0, row_tasks, in_completion.sum(1))
         if step % 50 == 0:
@@ -260,6 +278,11 @@ def main() -> None:
                      "source": source, "bucket": bucket, "loss": round(loss.item(), 4),
                      "completion_loss": round(completion.item(), 4),
                      "completion_loss_by_task": per_task}
+            if args.lookup_weight > 0:
+                entry["lookup_mass"] = {kind: round((lookup_mass[i] / lookup_count[i]).item(), 3)
+                                        for i, kind in enumerate(mass_keys) if lookup_count[i] > 0}
+                lookup_mass.zero_()
+                lookup_count.zero_()
             log.append(entry)
             print(entry, flush=True)
         step += 1
@@ -286,6 +309,8 @@ def main() -> None:
         "parameters": params, "steps": step, "train_seconds": round(train_seconds),
         "batch_tokens": args.batch_tokens, "lr": args.lr, "seed": args.seed,
         "warmup_alone": args.warmup_alone, "warmup_floor": args.warmup_floor,
+        "lookup_weight": args.lookup_weight, "carry_head": args.carry_head, "lookup_head": args.lookup_head,
+        "copy_head": args.copy_head,
         "completion_weight": COMPLETION_WEIGHT, "buckets": BUCKETS,
         "rows": rows_per_bucket, "gpu": torch.cuda.get_device_name(),
         "log": log, "held_out": scores}, indent=1))
