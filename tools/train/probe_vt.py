@@ -19,7 +19,7 @@ from transformers import LlamaForCausalLM
 
 import char_tokenizer
 from curriculum import FILLER, KV_ALPHABET, UPPER, distinct_names, prompt
-from vt_answers import statements, traced_completion
+from vt_answers import lookups, statements, traced_completion
 
 
 def synthetic(rng: random.Random, chains: int, hops: int, fillers: int) -> dict:
@@ -82,26 +82,16 @@ def accuracy_at(model, sample: dict, targets: list) -> float:
     return sum(bool(predicted[len(prompt_ids) + t - 1] == ids[0, len(prompt_ids) + t]) for t in targets) / len(targets)
 
 
-def name_starts(sample: dict, completion_start: int) -> list:
-    """Token index of each answer name's first character (the char tokenizer: one token a character,
-    after BOS)."""
-    text = traced_completion(sample)
-    starts, at = [], 0
-    for name in sample["answer"]:
-        at = text.index(name, at)
-        starts.append(completion_start + at)  # the completion's ids drop its BOS, the prompt's keep it
-        at += len(name)
-    return starts
-
-
 @torch.no_grad()
 def probe(model, sample: dict, attention: bool) -> dict:
+    text = traced_completion(sample)
     prompt_ids = char_tokenizer.encode(sample["prompt"])
-    completion_ids = char_tokenizer.encode(traced_completion(sample))[1:]
+    completion_ids = char_tokenizer.encode(text)[1:]
     ids = torch.tensor([prompt_ids + completion_ids], device="cuda")
     out = model(input_ids=ids, output_attentions=attention)
     predicted = out.logits[0].argmax(-1)
-    starts = name_starts(sample, len(prompt_ids))
+    # Each answer name's first token: the token after its lookup's query.
+    starts = [query + 1 for query, *_ in lookups(sample["prompt"], text)]
     first = [bool(predicted[s - 1] == ids[0, s]) for s in starts]
     whole = [bool((predicted[s - 1:s + 4] == ids[0, s:s + 5]).all()) for s in starts]
     result = {"first": first, "whole": whole}
