@@ -16,7 +16,13 @@ import { getTask } from '../../src/tasks/registry';
 type Span = [query: number, start: number, end: number];
 interface Traced {
   completion: string;
-  targets: { carry: Span[]; lookup: Span[]; copy: Span[]; by_name: number[] };
+  targets: {
+    carry: Span[];
+    lookup: Span[];
+    relookup: Span[];
+    copy: Span[];
+    by_name: { lookup: number[]; relookup: number[]; copy: number[] };
+  };
 }
 
 const model = join(__dirname, '../../public/models/tiny-tasks-4k');
@@ -31,7 +37,8 @@ const samples = [11, 12].map((seed) =>
 const folder = mkdtempSync(join(tmpdir(), 'vt-answers-'));
 afterAll(() => rmSync(folder, { recursive: true, force: true }));
 
-function traced(): Traced[] {
+/** The copy head's targets cover each name's first `copyChars` characters (train.py --copy-chars). */
+function traced(copyChars: number): Traced[] {
   const file = join(folder, 'samples.jsonl');
   const lines = samples.map((s) =>
     JSON.stringify({
@@ -41,9 +48,11 @@ function traced(): Traced[] {
     }),
   );
   writeFileSync(file, lines.join('\n') + '\n');
-  const run = spawnSync('python3', [join(__dirname, '../../tools/train/vt_answers.py'), file], {
-    encoding: 'utf8',
-  });
+  const run = spawnSync(
+    'python3',
+    [join(__dirname, '../../tools/train/vt_answers.py'), file, String(copyChars)],
+    { encoding: 'utf8' },
+  );
   expect(run.stderr).toBe('');
   expect(run.status).toBe(0);
   return run.stdout
@@ -53,7 +62,8 @@ function traced(): Traced[] {
 }
 
 describe('tools/train/vt_answers.py on the app VT samples', () => {
-  const results = traced();
+  const nameLength = 5;
+  const results = traced(nameLength);
 
   it('agrees with the character tokenizer: token i is character i - 1 after BOS', () => {
     const ids = tokenizer.encode(samples[0].prompt);
@@ -80,7 +90,7 @@ describe('tools/train/vt_answers.py on the app VT samples', () => {
       const slice = (a: number, b: number) => text.slice(a - 1, b - 1);
       const chain = sample.answer as string[];
       const value = (sample.meta as { value: number }).value;
-      const { carry, lookup, copy, by_name: byName } = results[i].targets;
+      const { carry, lookup, relookup, copy, by_name: byName } = results[i].targets;
       const statements = [...sample.prompt.matchAll(/VAR ([A-Z]{5}) = (VAR [A-Z]{5}|\d+)\./g)];
       expect(statements).toHaveLength(40);
 
@@ -94,11 +104,17 @@ describe('tools/train/vt_answers.py on the app VT samples', () => {
         expect(at(end - 1)).toBe('.');
       });
 
-      // lookup and copy: one per name of the chain, from the character before its first writing.
-      expect(byName).toEqual([0, 1, 1, 1, 1]);
+      // lookup: one per name of the chain, from the character before its first writing; relookup:
+      // the same statement from that writing's first character; copy: from the character before
+      // each of the name's characters, onto that character in the statement.
+      expect(byName.lookup).toEqual([0, 1, 1, 1, 1]);
+      expect(byName.relookup).toEqual(byName.lookup);
+      expect(byName.copy).toEqual(byName.lookup.flatMap((b) => Array<number>(nameLength).fill(b)));
+      expect(copy).toHaveLength(nameLength * chain.length);
       chain.forEach((name, k) => {
         const [query, start, end] = lookup[k];
-        expect(copy[k][0]).toBe(query);
+        expect(relookup[k]).toEqual([query + 1, start, end]);
+        expect(at(query + 1)).toBe(name[0]);
         expect(slice(query + 1, query + 6)).toBe(name);
         expect(query).toBeGreaterThan(sample.prompt.length);
         expect([' ', '\n']).toContain(at(query));
@@ -107,8 +123,13 @@ describe('tools/train/vt_answers.py on the app VT samples', () => {
         const begins = sample.prompt.indexOf(statement) + 1;
         expect(begins).toBeGreaterThan(0);
         expect([start, end]).toEqual([begins + statement.length - 2, begins + statement.length]);
-        expect(copy[k].slice(1)).toEqual([begins + 4, begins + 5]);
-        expect(at(copy[k][1])).toBe(name[0]);
+        for (let j = 0; j < nameLength; j++) {
+          const [copyQuery, from, to] = copy[nameLength * k + j];
+          expect(copyQuery).toBe(query + j);
+          expect([from, to]).toEqual([begins + 4 + j, begins + 5 + j]);
+          expect(at(from)).toBe(name[j]);
+          expect(at(copyQuery + 1)).toBe(name[j]);
+        }
       });
     });
   });

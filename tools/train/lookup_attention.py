@@ -10,12 +10,19 @@ character into the digits' positions; layer 4 head 5 reads it there from the ans
 then attends to that character itself in the statement and writes it (zeroing that head alone
 breaks the number lookup). Nothing copies the name into a name's positions.
 
-So three heads are supervised, each by -log of the softmax mass it puts where that circuit needs it:
+So three heads (four with --relookup-head) are supervised, each by -log of the softmax mass it puts where that circuit needs it:
 - carry: at a statement's last two tokens (the assigned value's last character and the period,
   which have seen all of it), onto the assigned name's first character;
 - lookup: at the character before each looked-up name of the answer, onto those last two tokens of
   the statement that assigns it;
-- copy: at the same query, onto the assigned name's first character of that statement.
+- copy: at the same query, onto the assigned name's first character of that statement; with
+  --copy-chars N, also from each of the name's next N - 1 characters as the answer writes them, onto
+  the statement's character after it;
+- relookup (--relookup-head, from session 20): at the name's first written character, onto the
+  statement's last two tokens again. The first character is the only one the lookup finds: the
+  model then copies on from the characters written so far, and picks any name that starts alike
+  (25 of stage 18's 33 wrong VT names on the card had the first character right). The number lookup
+  already reads its statement again there (layer 4 head 4), and gets all its names right.
 The answer loss still has to learn what the heads' values carry. The targets come from
 vt_answers.supervision_targets.
 

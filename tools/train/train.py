@@ -11,7 +11,7 @@ need a lookup, then moves to the task samples, longer buckets more often as it g
 of the batches still warm-up ones. The loss is next-token cross-entropy on every token,
 with the completion (the answer) weighted COMPLETION_WEIGHT times a prompt token: the prompt's
 repeated question teaches copying, the completion teaches the task. With --lookup-weight, three
-heads' attention at VT's lookups is supervised too (lookup_attention.py). Training stops at --steps
+heads' attention at VT's lookups is supervised too, four with --relookup-head (lookup_attention.py). Training stops at --steps
 or at --minutes, whichever comes first, so a run fits the GPU machine's time limit.
 """
 
@@ -58,7 +58,7 @@ def model_config(max_positions: int) -> LlamaConfig:
     )
 
 
-def encode_row(sample: dict) -> tuple[np.ndarray, int, dict]:
+def encode_row(sample: dict, copy_chars: int) -> tuple[np.ndarray, int, dict]:
     """Token ids of prompt + completion + EOS, where the completion starts, and the targets of the
     attention that --lookup-weight supervises (vt_answers.supervision_targets)."""
     text = traced_completion(sample)
@@ -66,10 +66,10 @@ def encode_row(sample: dict) -> tuple[np.ndarray, int, dict]:
     completion = char_tokenizer.encode_array(text)[1:]
     eos = np.array([char_tokenizer.EOS], dtype=np.int64)
     return (np.concatenate([prompt, completion, eos]), len(prompt),
-            supervision_targets(sample["prompt"], text))
+            supervision_targets(sample["prompt"], text, copy_chars))
 
 
-def load_rows(pattern: str, tasks: dict) -> dict:
+def load_rows(pattern: str, tasks: dict, copy_chars: int) -> dict:
     """Rows (ids, completion start, task index, supervised attention targets) grouped by the smallest
     bucket that holds them; `tasks` maps task names to indices and grows as new names appear."""
     buckets = {b: [] for b in BUCKETS}
@@ -80,7 +80,7 @@ def load_rows(pattern: str, tasks: dict) -> dict:
         with open(path) as f:
             for line in f:
                 sample = json.loads(line)
-                ids, start, targets = encode_row(sample)
+                ids, start, targets = encode_row(sample, copy_chars)
                 task = tasks.setdefault(sample["task"], len(tasks))
                 bucket = next((b for b in BUCKETS if len(ids) <= b), None)
                 if bucket is None:
@@ -162,6 +162,11 @@ def main() -> None:
                     help="LAYER:HEAD that reads the statement a lookup needs (the number lookup's reader)")
     ap.add_argument("--copy-head", default="5:7",
                     help="LAYER:HEAD that attends to the looked-up name and writes it (the number lookup's)")
+    ap.add_argument("--copy-chars", type=int, default=1,
+                    help="characters of each looked-up name the copy head is pointed at, from the first")
+    ap.add_argument("--relookup-head", default="",
+                    help="LAYER:HEAD that reads the statement again from the name's first written character "
+                         "(the number lookup's does it in layer 4 head 4); empty: not supervised")
     args = ap.parse_args()
 
     random.seed(args.seed)
@@ -173,9 +178,9 @@ def main() -> None:
 
     t0 = time.time()
     task_index = {}
-    sources = {"tasks": load_rows(args.train, task_index)}
+    sources = {"tasks": load_rows(args.train, task_index, args.copy_chars)}
     if args.warmup_data:
-        sources["warmup"] = load_rows(args.warmup_data, task_index)
+        sources["warmup"] = load_rows(args.warmup_data, task_index, args.copy_chars)
     task_names = sorted(task_index, key=task_index.get)
     # Completion loss summed per task between two log lines, on the GPU (read at log time only).
     task_loss = torch.zeros(len(task_names), device=device)
@@ -193,7 +198,9 @@ def main() -> None:
     print(f"{params} parameters", flush=True)
     supervised = {}  # role: (layer, head, the layer's captured normed input)
     if args.lookup_weight > 0:
-        for role, spec in (("carry", args.carry_head), ("lookup", args.lookup_head), ("copy", args.copy_head)):
+        roles = [("carry", args.carry_head), ("lookup", args.lookup_head), ("relookup", args.relookup_head),
+                 ("copy", args.copy_head)]
+        for role, spec in [(role, spec) for role, spec in roles if spec]:
             layer, head = (int(x) for x in spec.split(":"))
             error = lookup_attention.check_recomputed_attention(model, layer, head, device)
             print(f"{role} head {spec}: recomputed attention within {error:.2e} of the layer's", flush=True)
@@ -202,7 +209,8 @@ def main() -> None:
             captured, _ = lookup_attention.capture_normed_input(model.model.layers[layer])
             supervised[role] = (layer, head, captured)
     # Mean attention mass where it is asked between two log lines, per role (and by number / by name).
-    mass_keys = ["carry", "lookup_by_number", "lookup_by_name", "copy_by_number", "copy_by_name"]
+    mass_keys = ["carry", "lookup_by_number", "lookup_by_name", "relookup_by_number", "relookup_by_name",
+                 "copy_by_number", "copy_by_name"]
     lookup_mass = torch.zeros(len(mass_keys), device=device)
     lookup_count = torch.zeros(len(mass_keys), device=device)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
@@ -256,7 +264,7 @@ def main() -> None:
                                                       captured["normed"], head, targets)
             loss = loss + args.lookup_weight * -log_mass.mean()
             kind = (torch.full_like(targets[0], 0) if role == "carry" else
-                    torch.tensor([b for row in rows for b in row[3]["by_name"]], device=device)
+                    torch.tensor([b for row in rows for b in row[3]["by_name"][role]], device=device)
                     + mass_keys.index(f"{role}_by_number"))
             lookup_mass.index_add_(0, kind, log_mass.detach().exp())
             lookup_count.index_add_(0, kind, torch.ones_like(log_mass))
@@ -310,7 +318,7 @@ def main() -> None:
         "batch_tokens": args.batch_tokens, "lr": args.lr, "seed": args.seed,
         "warmup_alone": args.warmup_alone, "warmup_floor": args.warmup_floor,
         "lookup_weight": args.lookup_weight, "carry_head": args.carry_head, "lookup_head": args.lookup_head,
-        "copy_head": args.copy_head,
+        "copy_head": args.copy_head, "copy_chars": args.copy_chars, "relookup_head": args.relookup_head,
         "completion_weight": COMPLETION_WEIGHT, "buckets": BUCKETS,
         "rows": rows_per_bucket, "gpu": torch.cuda.get_device_name(),
         "log": log, "held_out": scores}, indent=1))

@@ -3,7 +3,7 @@
 Pure Python (no torch), so the project's tests check it against the app's own VT generator
 (tests/unit/train-vt-answers.test.ts):
 
-    python3 vt_answers.py SAMPLES.jsonl   # one JSON line a sample: its traced completion and targets
+    python3 vt_answers.py SAMPLES.jsonl [COPY_CHARS]   # one JSON line a sample: its traced completion and targets
 
 `traced_completion` is the completion train.py trains on. `supervision_targets` names, for each
 head that train.py --lookup-weight supervises (lookup_attention.py), the query tokens and the token
@@ -68,26 +68,36 @@ def lookups(prompt: str, completion: str) -> list:
     return found
 
 
-def supervision_targets(prompt: str, completion: str) -> dict:
-    """Each supervised head's (query token, span start, span end) list, and whether each lookup is
-    by name (aligned with the lookup and copy lists)."""
+def supervision_targets(prompt: str, completion: str, copy_chars: int = 1) -> dict:
+    """Each supervised head's (query token, span start, span end) list, and, for the lookup, relookup
+    and copy lists, whether each target's lookup is by name (`by_name`, one list a role, aligned).
+    The copy head is pointed at the first `copy_chars` characters of each looked-up name: from the
+    token before each character as the answer writes it, onto that character in the statement. The
+    relookup is the lookup again from the name's first written character: a name's second character
+    cannot be told from another name's that starts alike by the characters before it, only by the
+    statement (tools/train/README.md, session 20)."""
     found = lookups(prompt, completion)
+    copies = [(query + j, start + NAME_OFFSET + j, start + NAME_OFFSET + j + 1, by_name)
+              for query, start, _, by_name in found for j in range(copy_chars)]
     return {
         "carry": [(query, start + NAME_OFFSET, start + NAME_OFFSET + 1)
                   for start, end, _, _ in statements(prompt) for query in range(end - SUMMARY_TOKENS, end)],
         "lookup": [(query, end - SUMMARY_TOKENS, end) for query, _, end, _ in found],
-        "copy": [(query, start + NAME_OFFSET, start + NAME_OFFSET + 1) for query, start, _, _ in found],
-        "by_name": [by_name for *_, by_name in found],
+        "relookup": [(query + 1, end - SUMMARY_TOKENS, end) for query, _, end, _ in found],
+        "copy": [copy[:3] for copy in copies],
+        "by_name": {"lookup": [by_name for *_, by_name in found], "relookup": [by_name for *_, by_name in found],
+                    "copy": [copy[3] for copy in copies]},
     }
 
 
 def main() -> None:
+    copy_chars = int(sys.argv[2]) if len(sys.argv) > 2 else 1
     with open(sys.argv[1]) as f:
         for line in f:
             sample = json.loads(line)
             completion = traced_completion(sample)
             print(json.dumps({"completion": completion,
-                              "targets": supervision_targets(sample["prompt"], completion)}))
+                              "targets": supervision_targets(sample["prompt"], completion, copy_chars)}))
 
 
 if __name__ == "__main__":
