@@ -26,6 +26,8 @@ interface TrainingLog {
   warmup_alone?: number;
   warmup_floor?: number;
   lookup_weight?: number;
+  copy_chars?: number;
+  relookup_head?: string;
   log: { step: number; lr: number }[];
 }
 
@@ -76,11 +78,12 @@ describe('tools/train/stages.json against the shipped training logs', () => {
     }
   });
 
-  it('names every warm-up and lookup option that a log records, with its value', () => {
+  it('names every warm-up and supervised-attention option that a log records, with its value', () => {
     const logged = [
       ['--warmup-alone', 'warmup_alone'],
       ['--warmup-floor', 'warmup_floor'],
       ['--lookup-weight', 'lookup_weight'],
+      ['--copy-chars', 'copy_chars'],
     ] as const;
     for (const stage of stages) {
       const log = trainingLog(stage.stage);
@@ -88,6 +91,11 @@ describe('tools/train/stages.json against the shipped training logs', () => {
         if (log[key] === undefined) continue;
         expect(Number(option(stage, flag)), `stage ${stage.stage} ${flag}`).toBe(log[key]);
       }
+      // An empty head (train.py's default) supervises none; the option is then left out.
+      if (log.relookup_head !== undefined)
+        expect(option(stage, '--relookup-head') ?? '', `stage ${stage.stage} --relookup-head`).toBe(
+          log.relookup_head,
+        );
     }
   });
 

@@ -6,8 +6,8 @@
 #
 # Needs: a git checkout of this repository (the recipe commits come from its history), Linux with a
 # CUDA GPU, Node.js 20 with npm and access to the npm registry (each recipe's `npm ci`), python3
-# with torch (CUDA), transformers, safetensors and numpy. The stages trained 66 minutes together
-# (their logs' train_seconds); with data generation, held-out checks and recipe builds about 80
+# with torch (CUDA), transformers, safetensors and numpy. The stages trained 80 minutes together
+# (their logs' train_seconds); with data generation, held-out checks and recipe builds about 95
 # minutes on an H100 (README.md), and a few GB under OUT_DIR.
 #
 # For each recipe commit it checks the commit out in a git worktree, runs `npm ci` and that
