@@ -16,13 +16,14 @@ So three heads (four with --relookup-head) are supervised, each by -log of the s
 - lookup: at the character before each looked-up name of the answer, onto those last two tokens of
   the statement that assigns it;
 - copy: at the same query, onto the assigned name's first character of that statement; with
-  --copy-chars N, also from each of the name's next N - 1 characters as the answer writes them, onto
-  the statement's character after it;
+  --copy-chars N, also from each of the name's first N - 1 written characters, onto the statement's
+  next character of the name;
 - relookup (--relookup-head, from session 20): at the name's first written character, onto the
-  statement's last two tokens again. The first character is the only one the lookup finds: the
-  model then copies on from the characters written so far, and picks any name that starts alike
-  (25 of stage 18's 33 wrong VT names on the card had the first character right). The number lookup
-  already reads its statement again there (layer 4 head 4), and gets all its names right.
+  statement's last two tokens again. The lookup brings back the name's first character only; the
+  model then copied on from the characters written so far, and took any name that starts alike (on
+  the card, the first wrong name of 25 of stage 18's 33 failed VT samples had the first character
+  right). The number lookup already reads its statement again there (layer 4 head 4) and gets
+  whole names right.
 The answer loss still has to learn what the heads' values carry. The targets come from
 vt_answers.supervision_targets.
 
