@@ -11,8 +11,9 @@ need a lookup, then moves to the task samples, longer buckets more often as it g
 of the batches still warm-up ones. The loss is next-token cross-entropy on every token,
 with the completion (the answer) weighted COMPLETION_WEIGHT times a prompt token: the prompt's
 repeated question teaches copying, the completion teaches the task. With --lookup-weight, three
-heads' attention at VT's lookups is supervised too, four with --relookup-head (lookup_attention.py). Training stops at --steps
-or at --minutes, whichever comes first, so a run fits the GPU machine's time limit.
+heads' attention at VT's lookups is supervised too, four with --relookup-head (lookup_attention.py).
+Training stops at --steps or at --minutes, whichever comes first, so a run fits the GPU machine's
+time limit.
 """
 
 import argparse

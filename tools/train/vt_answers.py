@@ -3,7 +3,9 @@
 Pure Python (no torch), so the project's tests check it against the app's own VT generator
 (tests/unit/train-vt-answers.test.ts):
 
-    python3 vt_answers.py SAMPLES.jsonl [COPY_CHARS]   # one JSON line a sample: its traced completion and targets
+    python3 vt_answers.py SAMPLES.jsonl [COPY_CHARS]
+
+prints one JSON line a sample: its traced completion and targets (COPY_CHARS: train.py --copy-chars).
 
 `traced_completion` is the completion train.py trains on. `supervision_targets` names, for each
 head that train.py --lookup-weight supervises (lookup_attention.py), the query tokens and the token
@@ -77,6 +79,7 @@ def supervision_targets(prompt: str, completion: str, copy_chars: int = 1) -> di
     cannot be told from another name's that starts alike by the characters before it, only by the
     statement (tools/train/README.md, session 20)."""
     found = lookups(prompt, completion)
+    per_lookup = [by_name for *_, by_name in found]
     copies = [(query + j, start + NAME_OFFSET + j, start + NAME_OFFSET + j + 1, by_name)
               for query, start, _, by_name in found for j in range(copy_chars)]
     return {
@@ -85,8 +88,7 @@ def supervision_targets(prompt: str, completion: str, copy_chars: int = 1) -> di
         "lookup": [(query, end - SUMMARY_TOKENS, end) for query, _, end, _ in found],
         "relookup": [(query + 1, end - SUMMARY_TOKENS, end) for query, _, end, _ in found],
         "copy": [copy[:3] for copy in copies],
-        "by_name": {"lookup": [by_name for *_, by_name in found], "relookup": [by_name for *_, by_name in found],
-                    "copy": [copy[3] for copy in copies]},
+        "by_name": {"lookup": per_lookup, "relookup": per_lookup, "copy": [copy[3] for copy in copies]},
     }
 
 
