@@ -17,7 +17,7 @@ import struct
 import numpy as np
 
 import char_tokenizer
-from vt_answers import lookups, traced_completion
+from vt_answers import NAME_LENGTH, lookups, traced_completion
 
 
 def load_safetensors(path: str) -> dict:
@@ -85,7 +85,7 @@ def main() -> None:
     ap.add_argument("--out", help="JSON file: each sample's per-name, per-character right (1) or wrong (0)")
     args = ap.parse_args()
     model = Llama(args.model)
-    wrong = {"by_number": [0] * 5, "by_name": [0] * 5}
+    wrong = {"by_number": [0] * NAME_LENGTH, "by_name": [0] * NAME_LENGTH}
     names = {"by_number": 0, "by_name": 0}
     rows = []
     for line in open(args.samples):
@@ -96,14 +96,14 @@ def main() -> None:
         row = []
         for query, _, _, by_name in lookups(sample["prompt"], completion):
             kind = "by_name" if by_name else "by_number"
-            right = [int(predicted[query + j] == ids[query + j + 1]) for j in range(5)]
+            right = [int(predicted[query + j] == ids[query + j + 1]) for j in range(NAME_LENGTH)]
             names[kind] += 1
             wrong[kind] = [a + 1 - b for a, b in zip(wrong[kind], right)]
             row.append({"by_name": by_name, "right": right})
         rows.append({"seed": sample["seed"], "names": row})
         print(sample["seed"], [r["right"] for r in row], flush=True)
     for kind in names:
-        print(f"lookups {kind.replace('_', ' ')}: {names[kind]} names, wrong at character 1..5: {wrong[kind]}")
+        print(f"lookups {kind.replace('_', ' ')}: {names[kind]} names, wrong at character 1..{NAME_LENGTH}: {wrong[kind]}")
     if args.out:
         with open(args.out, "w") as f:
             json.dump({"model": args.model, "names": names, "wrong": wrong, "samples": rows}, f, indent=1)

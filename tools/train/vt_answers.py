@@ -42,6 +42,7 @@ def traced_completion(sample: dict) -> str:
 # An assignment in a prompt's context; the task's instructions quote examples without the period.
 STATEMENT = re.compile(r"VAR ([A-Z]{5}) = (?:VAR ([A-Z]{5})|(\d+))\.")
 ANSWER_WORD = re.compile(r"\b(?:[A-Z]{5}|\d+)\b")
+NAME_LENGTH = 5  # VT's names are five capitals, as the two patterns above read them
 SUMMARY_TOKENS = 2  # a statement's last value character and its period
 NAME_OFFSET = len("VAR ")
 
