@@ -6,9 +6,9 @@ import {
   blasstPrefillCountsBytes,
   blasstPrefillOnHost,
   createBlasstDecode,
+  blasstPrefillTileConfig,
   recordBlasstPrefill,
 } from '../kernels/blasst';
-import { prefillTileConfig } from '../kernels/densePrefill';
 import {
   attentionBuffers,
   decodeParams,
@@ -111,7 +111,7 @@ function blasstOptions(p: MethodParams) {
  */
 function prefillOp(ctx: GpuContext, p: MethodParams, call: AttentionCall): AttentionOp {
   const params = prefillParams(call);
-  const config = prefillTileConfig(ctx, call.shape.headDim);
+  const config = blasstPrefillTileConfig(ctx, call.shape.headDim);
   const bytes = blasstPrefillCountsBytes(params, config);
   const counts = createEmptyBuffer(ctx.device, bytes, 'blasst prefill counts');
   const record = recordBlasstPrefill(
@@ -183,7 +183,7 @@ export const blasstMethod: SparseMethod = {
   planner: 'none',
   inModel: { prefill: prefillOp, decode: decodeOp },
   /**
-   * Prefill: the kernel's blocks are its own tiles (prefillTileConfig: queryTile rows x keyTile
+   * Prefill: the kernel's blocks are its own tiles (blasstPrefillTileConfig: queryTile rows x keyTile
    * keys per query head), not `block`; its counts equal the reference run with blockQ = queryTile,
    * blockK = keyTile. Decode: blocks of `block` tokens, one decision per KV head for its whole GQA
    * group (counts per KV head); equal to the reference when the group size is 1. Either way the

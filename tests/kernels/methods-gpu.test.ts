@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GpuContext } from '../../src/gpu/context';
 import { acquireNodeGpuContext } from '../../src/gpu/node';
-import { prefillTileConfig } from '../../src/kernels/densePrefill';
+import { blasstPrefillTileConfig } from '../../src/kernels/blasst';
 import { defaultScale } from '../../src/kernels/layout';
 import { blasst, type BlasstOrder } from '../../src/methods/reference/blasst';
 import { measuredSparsity } from '../../src/methods/reference/masks';
@@ -83,7 +83,7 @@ function blasstInput(shape: MethodShape, seed: number): MethodGpuInput {
 }
 
 /**
- * BLASST prefill's reference at the kernel's blocks: its query and key tiles (prefillTileConfig),
+ * BLASST prefill's reference at the kernel's blocks: its query and key tiles (blasstPrefillTileConfig),
  * not the method's `block` param.
  */
 function blasstKernelReference(
@@ -92,7 +92,7 @@ function blasstKernelReference(
   params: Partial<MethodParams>,
 ): MethodReference {
   const resolved = resolveParams(m.params, params);
-  const tiles = prefillTileConfig(ctx, input.headDim);
+  const tiles = blasstPrefillTileConfig(ctx, input.headDim);
   const result = blasst(input, {
     lambda: numberParam(resolved, 'lambda'),
     order: stringParam(resolved, 'order') as BlasstOrder,

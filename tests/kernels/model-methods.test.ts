@@ -3,12 +3,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEmptyBuffer, createStorageBuffer, readFloat32 } from '../../src/gpu/buffers';
 import type { GpuContext } from '../../src/gpu/context';
 import { acquireNodeGpuContext } from '../../src/gpu/node';
-import { prefillTileConfig } from '../../src/kernels/densePrefill';
+import { blasstPrefillTileConfig } from '../../src/kernels/blasst';
 import { defaultScale, type PagedKvLayout } from '../../src/kernels/layout';
 import { packPagedPool, pagesFor } from '../../src/kernels/pagedKv';
 import type { AttentionCall, AttentionCount, LayerCache } from '../../src/methods/inModel';
 import { blasst, type BlasstOrder } from '../../src/methods/reference/blasst';
-import { METHODS } from '../../src/methods/registry';
+import { getMethod, METHODS } from '../../src/methods/registry';
 import {
   blockUnits,
   numberParam,
@@ -80,14 +80,17 @@ const SPARSE_PARAMS: Record<string, Partial<MethodParams>> = {
 };
 
 /**
- * BLASST's input: keys 32 .. 63 point away from every query (dimension 0), so their key blocks
- * score low for every row and are skipped once the running max has seen the first keys.
+ * BLASST's input: keys first .. end - 1 (32 .. 63 by default) point away from every query
+ * (dimension 0), so their key blocks score low for every row and are skipped once the running max
+ * has seen the first keys.
  */
-function awayKeys(input: MethodGpuInput): MethodGpuInput {
+function awayKeys(input: MethodGpuInput, first = 32, end = 64): MethodGpuInput {
   const { numHeads, numKvHeads, headDim } = input;
   for (let r = 0; r < input.numQueries * numHeads; r++) input.q[r * headDim] += 4;
-  for (let t = 32; t < 64; t++) {
-    for (let g = 0; g < numKvHeads; g++) input.k[(t * numKvHeads + g) * headDim] = -8;
+  // The same scaled score at every head dim (scale 1 / sqrt(headDim)).
+  const away = -8 * Math.sqrt(headDim / 32);
+  for (let t = first; t < end; t++) {
+    for (let g = 0; g < numKvHeads; g++) input.k[(t * numKvHeads + g) * headDim] = away;
   }
   return input;
 }
@@ -124,7 +127,7 @@ function referenceFor(m: SparseMethod, input: MethodGpuInput, params: Partial<Me
   const reference = m.reference(input, params);
   if (m.name !== 'blasst' || input.numQueries === 1) return reference;
   const resolved = resolveParams(m.params, params);
-  const tiles = prefillTileConfig(ctx, input.headDim);
+  const tiles = blasstPrefillTileConfig(ctx, input.headDim);
   const result = blasst(input, {
     lambda: numberParam(resolved, 'lambda'),
     order: stringParam(resolved, 'order') as BlasstOrder,
@@ -174,9 +177,10 @@ async function runHook(
     pageTable: own(createStorageBuffer(device, table)),
   };
   const resolved = resolveMethod(phase, { name, params });
-  const cache: LayerCache = { layer: 0, shape: heads, kv, ...pools, numPages, maxSeqLen: keys };
+  const shape = { numHeads, numKvHeads, headDim };
+  const cache: LayerCache = { layer: 0, shape, kv, ...pools, numPages, maxSeqLen: keys };
   const state = createLayerState(ctx, phase, resolved, cache);
-  const base = { layer: 0, shape: heads, kv, scale, ...pools };
+  const base = { layer: 0, shape, kv, scale, ...pools };
   try {
     const obs = input.observation;
     if (state?.afterPrefillAttention && obs) {
@@ -252,6 +256,22 @@ describe('in-model attention of every method equals its CPU reference on the sam
     expect(UNIT_NAMES[count.unit]).toBe(reference.units.unit);
     expect([count.touched, count.total]).toEqual([reference.units.touched, reference.units.total]);
   });
+});
+
+it('BLASST prefill in the model at head dim 128 fits the device: 32 KiB of workgroup memory on SwiftShader', async () => {
+  // Dense prefill's K/V tile of 32 keys fills 32 KiB at d 128; BLASST's vote needs 32 bytes more,
+  // so its tile is one key chunk shorter there (blasstPrefillTileConfig): 24 keys. Keys 24 .. 71
+  // hold whole tiles of 24 keys and of 32.
+  const shape = { numHeads: 2, numKvHeads: 1, headDim: 128, numQueries: 128, qStart: 64 };
+  const input = awayKeys(inputFor(shape, 11, 2), 24, 72);
+  // lambda 1: a tile is skipped when every one of its 128 rows has seen a higher score before.
+  const params = { ...SPARSE_PARAMS.blasst, lambda: 1 };
+  const { out, count } = await runHook('blasst', 'prefill', input, params);
+  const reference = referenceFor(getMethod('blasst'), input, params);
+  const check = maxAbsError(out, reference.output);
+  expect(check.error).toBeLessThanOrEqual(1e-4 * check.magnitude);
+  expect([count.touched, count.total]).toEqual([reference.units.touched, reference.units.total]);
+  expect(count.touched).toBeLessThan(count.total);
 });
 
 // ---------------------------------------------------------------------------------------------
