@@ -5,12 +5,16 @@
  * causal attention) against the adapter's nominal fp32 peak when known.
  *
  *   npm run bench -- [--quick] [--json results.json] [--tune] [--lengths 8192,16384,..]
- *                    [--only copy,prefill,decode,sparse,quest,blasst,model] [--blasst-splits 4,8]
+ *                    [--only copy,prefill,decode,methods,sparse,quest,blasst,model]
+ *                    [--sparsities 0.5,0.9] [--blasst-splits 4,8]
  *                    [--blasst-phase prefill|decode] [--blasst-curve] [--quest-select-sizes 256,1024]
  *                    [--quest-decode-workgroups 64,128]
  *
  * copy: the ceilings (vec4 copy bandwidth, FMA peak) and the floor (a dependent dispatch's fixed
  * cost, with 1 and 4096 workgroups).
+ * methods: every method of the registry at sparsity 0.5, 0.8, 0.9, 0.95 next to dense, through the
+ * model's own path (benchMethods.ts), GPU planner apart from kernel, CPU planner time, counted
+ * sparsity.
  * sparse: block-sparse (even masks), sliding-window and Vertical-Slash (structured inputs) prefill
  * at sparsity 0.5, 0.8, 0.9, 0.95 next to dense at the same size, planner apart from kernel, with
  * the sparsity the kernels counted.
@@ -20,14 +24,16 @@
  * so that the kernel's counters show 70-80% of blocks skipped.
  * model: a model of SmolLM2-135M's shape with random weights through the runtime (prefill at 4K,
  * decode at 1K and 8K tokens), for tools/torch_model_bench.py to compare with.
- * --lengths replaces the sparse and BLASST lengths (prefill 8K, 16K; decode 8K..64K by default);
+ * --sparsities replaces the target sparsities of the methods and sparse rows (0.5, 0.8, 0.9, 0.95);
+ * --lengths replaces the methods, sparse and BLASST lengths (by default 8K..64K for the methods in
+ * both phases; prefill 8K and 16K, decode 8K..64K for the others);
  * --blasst-splits repeats the BLASST decode rows for each blocks-per-split value; --blasst-curve
  * times every lambda of the calibration as well (time against the skipped share).
  *
  * --tune times variants of each kernel's tiling at one size instead, to choose the defaults.
  */
 import { writeFileSync } from 'node:fs';
-import { createEmptyBuffer, createStorageBuffer } from '../gpu/buffers';
+import { createEmptyBuffer } from '../gpu/buffers';
 import type { GpuContext } from '../gpu/context';
 import { acquireNodeGpuContext } from '../gpu/node';
 import { timeDispatches, type RecordDispatches } from '../gpu/timer';
@@ -51,7 +57,6 @@ import {
   verticalSlashMaskFromGrid,
 } from '../kernels/planners';
 import { createQuestSummaries, recordQuestDecode, type QuestTuning } from '../kernels/quest';
-import { packPagedPool } from '../kernels/pagedKv';
 import { parseModelConfig, type ModelConfig } from '../model/loading/config';
 import type { CpuLinear, CpuModel, CpuNorm } from '../model/runtime/cpuModel';
 import { createModel } from '../model/runtime/model';
@@ -64,32 +69,15 @@ import {
   recordDensePrefill,
   type PrefillTileConfig,
 } from '../kernels/densePrefill';
+import type { AttentionShape, KvDtype } from '../kernels/layout';
 import {
-  defaultScale,
-  type AttentionShape,
-  type KvDtype,
-  type PagedKvLayout,
-} from '../kernels/layout';
-
-interface BenchRow {
-  kernel: string;
-  /** Sparse rows: the sparsity asked for, the sparsity the kernel counted, and the dense time. */
-  targetSparsity?: number;
-  measuredSparsity?: number;
-  plannerMs?: number;
-  speedup?: number;
-  shape: string;
-  length: number;
-  kvDtype?: KvDtype;
-  ms: number;
-  tflops?: number;
-  gbPerSecond?: number;
-  shareOfCopy?: number;
-  /** Model rows: tokens/s from GPU time (timestamp queries) and from wall-clock time. */
-  tokensPerSecond?: number;
-  wallTokensPerSecond?: number;
-  config?: unknown;
-}
+  attentionInputs,
+  filledFloats,
+  pageSize,
+  structuredInputs,
+  type BenchRow,
+} from './benchCommon';
+import { benchMethods } from './benchMethods';
 
 const args = process.argv.slice(2);
 const flag = (name: string) => args.includes(`--${name}`);
@@ -98,7 +86,7 @@ const option = (name: string) => {
   return index >= 0 ? args[index + 1] : undefined;
 };
 const quick = flag('quick');
-const sections = ['copy', 'prefill', 'decode', 'sparse', 'quest', 'blasst', 'model'];
+const sections = ['copy', 'prefill', 'decode', 'methods', 'sparse', 'quest', 'blasst', 'model'];
 const only = new Set((option('only') ?? sections.join(',')).split(','));
 for (const section of only) {
   if (!sections.includes(section)) {
@@ -128,40 +116,9 @@ function parseLengths(text: string | undefined): number[] | undefined {
 const lengthsOption = parseLengths(option('lengths'));
 const sparsePrefillLengths = lengthsOption ?? (quick ? [1024] : [8192, 16384]);
 const sparseDecodeLengths = lengthsOption ?? (quick ? [2048] : [8192, 16384, 32768, 65536]);
+/** The methods section covers 8K to 64K in both phases (prefill at 64K: about 3 GB of buffers). */
+const methodsPrefillLengths = lengthsOption ?? (quick ? [1024] : sparseDecodeLengths);
 const decodeLengths = quick ? [1024, 4096] : [4096, 16384, 32768, 65536];
-const pageSize = 16;
-
-/** Deterministic, cheap filler: benchmark timings do not depend on the values. */
-function filledFloats(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let state = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    out[i] = state / 2147483648 - 1;
-  }
-  return out;
-}
-
-/** u32 words holding two f16 values in [-2, 2]: the packed KV layout, without a conversion pass. */
-function filledHalfPairs(n: number, seed: number): Uint32Array {
-  const out = new Uint32Array(n);
-  let state = seed >>> 0;
-  const half = () => {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    return ((state >>> 16) & 0x83ff) | ((12 + ((state >>> 8) & 3)) << 10);
-  };
-  for (let i = 0; i < n; i++) out[i] = (half() | (half() << 16)) >>> 0;
-  return out;
-}
-
-function poolBuffer(ctx: GpuContext, layout: PagedKvLayout, numPages: number, seed: number) {
-  const perToken = layout.dtype === 'f16' ? layout.headDim / 2 : layout.headDim;
-  const words = numPages * layout.numKvHeads * layout.pageSize * perToken;
-  const data = layout.dtype === 'f16' ? filledHalfPairs(words, seed) : filledFloats(words, seed);
-  return createStorageBuffer(ctx.device, data);
-}
-
-const identityPageTable = (pages: number) => Uint32Array.from({ length: pages }, (_, i) => i);
 
 /**
  * Median of three timed windows of about 300 ms each, after about 200 ms of the same work (100 and
@@ -235,44 +192,6 @@ async function benchFmaPeak(ctx: GpuContext): Promise<BenchRow> {
   };
 }
 
-/**
- * Filled inputs for attention over `length` keys in the paged layout (identity page table): the
- * prefill variant holds a query per key, the decode variant one query per head.
- */
-function attentionInputs(
-  ctx: GpuContext,
-  shape: AttentionShape,
-  length: number,
-  phase: 'prefill' | 'decode',
-  dtype: KvDtype,
-) {
-  const kv: PagedKvLayout = {
-    pageSize,
-    numKvHeads: shape.numKvHeads,
-    headDim: shape.headDim,
-    dtype,
-  };
-  const pages = Math.ceil(length / pageSize);
-  const queries = phase === 'prefill' ? length : 1;
-  const rowFloats = queries * shape.numHeads * shape.headDim;
-  const buffers = {
-    q: createStorageBuffer(ctx.device, filledFloats(rowFloats, 1)),
-    kPool: poolBuffer(ctx, kv, pages, 2),
-    vPool: poolBuffer(ctx, kv, pages, 3),
-    pageTable: createStorageBuffer(ctx.device, identityPageTable(pages)),
-    out: createEmptyBuffer(ctx.device, rowFloats * 4),
-  };
-  const scale = defaultScale(shape.headDim);
-  return {
-    kv,
-    pages,
-    buffers,
-    prefill: { ...shape, numQueries: length, qStart: 0, scale, kv },
-    decode: { ...shape, kvLen: length, scale, kv },
-    destroy: () => Object.values(buffers).forEach((buffer) => buffer.destroy()),
-  };
-}
-
 async function benchPrefill(
   ctx: GpuContext,
   name: string,
@@ -340,7 +259,9 @@ function printTable(rows: BenchRow[]) {
     fmt(r.targetSparsity, 2),
     fmt(r.measuredSparsity, 3),
     fmt(r.plannerMs, 4),
+    fmt(r.plannerCpuMs, 1),
     r.speedup === undefined ? '' : `${r.speedup.toFixed(2)}x`,
+    r.speedupWithPlanner === undefined ? '' : `${r.speedupWithPlanner.toFixed(2)}x`,
     fmt(r.tokensPerSecond, 1),
     fmt(r.wallTokensPerSecond, 1),
   ]);
@@ -356,7 +277,9 @@ function printTable(rows: BenchRow[]) {
     's asked',
     's counted',
     'planner ms',
+    'planner CPU ms',
     'vs dense',
+    'with planner',
     'tok/s GPU',
     'tok/s wall',
   ];
@@ -366,7 +289,16 @@ function printTable(rows: BenchRow[]) {
   }
 }
 
-const sparsities = [0.5, 0.8, 0.9, 0.95];
+/** --sparsities a,b,..: the target sparsities of the methods and sparse rows. */
+function parseSparsities(text: string | undefined): number[] {
+  if (text === undefined) return [0.5, 0.8, 0.9, 0.95];
+  const values = text.split(',').map(Number);
+  if (!values.every((s) => s >= 0 && s <= 0.95)) {
+    throw new Error(`--sparsities takes numbers in [0, 0.95] separated by commas; got '${text}'`);
+  }
+  return values;
+}
+const sparsities = parseSparsities(option('sparsities'));
 const sparseBlock = 64;
 
 /** Each query block keeps its diagonal block, block 0 and (1 - s) of its causal blocks, evenly. */
@@ -534,85 +466,6 @@ async function benchQuestSection(
     console.error(`  dense decode f16 L=${length}: ${denseMs.toFixed(4)} ms (Quest rows compare)`);
     rows.forEach(report);
   }
-}
-
-/**
- * Attention inputs shaped like a real LLM head's, for BLASST (random filler attends almost
- * uniformly, and then no block falls below the running max). Dimensions 0..31 are 16 rotary pairs
- * with RoPE's frequencies, the same in q and k, so q.k = R^2 sum_j cos(w_j (t - s)) peaks on the
- * diagonal and decays with distance: a local window. Dimension 32 carries a heavy component: every
- * query has it, the first 4 keys (sinks) and 8 keys per KV head at seeded positions (columns)
- * answer it. The rest is uniform noise. Scaled scores: sinks about 10, columns 9, the diagonal 8,
- * far keys 0 +- 0.3.
- */
-const rotaryPairs = 16;
-const heavyDim = 2 * rotaryPairs;
-const structuredColumns = 8;
-
-function structuredRows(
-  positions: number,
-  firstPosition: number,
-  heads: number,
-  headDim: number,
-  seed: number,
-  heavy: (t: number, head: number) => number,
-): Float32Array {
-  const amplitude = Math.sqrt(8 / (rotaryPairs * defaultScale(headDim)));
-  // Uniform noise everywhere, then the rotary pairs and the heavy dimension written over it.
-  const out = filledFloats(positions * heads * headDim, seed);
-  for (let i = 0; i < positions; i++) {
-    const t = firstPosition + i;
-    for (let h = 0; h < heads; h++) {
-      const row = (i * heads + h) * headDim;
-      for (let j = 0; j < rotaryPairs; j++) {
-        const angle = t * 10000 ** (-j / rotaryPairs);
-        out[row + 2 * j] = amplitude * Math.cos(angle);
-        out[row + 2 * j + 1] = amplitude * Math.sin(angle);
-      }
-      out[row + heavyDim] = heavy(t, h);
-    }
-  }
-  return out;
-}
-
-function structuredInputs(
-  ctx: GpuContext,
-  shape: AttentionShape,
-  length: number,
-  phase: 'prefill' | 'decode',
-  dtype: KvDtype,
-) {
-  const { numHeads, numKvHeads, headDim } = shape;
-  const scale = defaultScale(headDim);
-  const queryHeavy = 4;
-  const sinkHeavy = 10 / (scale * queryHeavy);
-  const columnHeavy = 9 / (scale * queryHeavy);
-  const columns = Array.from({ length: numKvHeads }, (_, h) => {
-    const positions = filledFloats(structuredColumns, 100 + h);
-    return new Set(Array.from(positions, (x) => 4 + Math.floor(((x + 1) / 2) * (length - 4))));
-  });
-  const queries = phase === 'prefill' ? length : 1;
-  const q = structuredRows(queries, length - queries, numHeads, headDim, 1, () => queryHeavy);
-  const k = structuredRows(length, 0, numKvHeads, headDim, 2, (t, h) =>
-    t < 4 ? sinkHeavy : columns[h].has(t) ? columnHeavy : 0,
-  );
-  const v = filledFloats(length * numKvHeads * headDim, 3);
-  const kv: PagedKvLayout = { pageSize, numKvHeads, headDim, dtype };
-  const pages = Math.ceil(length / pageSize);
-  const table = identityPageTable(pages);
-  const buffers = {
-    q: createStorageBuffer(ctx.device, q),
-    kPool: createStorageBuffer(ctx.device, packPagedPool(k, length, kv, table).data),
-    vPool: createStorageBuffer(ctx.device, packPagedPool(v, length, kv, table).data),
-    pageTable: createStorageBuffer(ctx.device, table),
-    out: createEmptyBuffer(ctx.device, q.length * 4),
-  };
-  return {
-    buffers,
-    prefill: { ...shape, numQueries: length, qStart: 0, scale, kv },
-    decode: { ...shape, kvLen: length, scale, kv },
-    destroy: () => Object.values(buffers).forEach((buffer) => buffer.destroy()),
-  };
 }
 
 /** Prefill's list: finer steps, so that the chosen skip share lands near 75% rather than 70. */
@@ -846,6 +699,19 @@ async function benchSparse(ctx: GpuContext, report: (row: BenchRow) => void) {
     );
     verticalSlash.rows.forEach(report);
   }
+}
+
+async function benchMethodsSection(ctx: GpuContext, report: (row: BenchRow) => void) {
+  await benchMethods(ctx, {
+    shape: shapes[0].shape,
+    shapeName: shapes[0].name,
+    prefillLengths: methodsPrefillLengths,
+    decodeLengths: sparseDecodeLengths,
+    sparsities,
+    time: (record) => timeAdaptive(ctx, record),
+    runOnce: (record) => runOnce(ctx, record),
+    report,
+  });
 }
 
 /** --blasst-splits a,b,..: BLASST decode rows per blocks-per-split value (default: the plan's). */
@@ -1160,6 +1026,7 @@ async function main() {
   }
   // A failing section still leaves the other sections' rows in the table and the JSON.
   const sections: [string, typeof benchQuestSection][] = [
+    ['methods', benchMethodsSection],
     ['sparse', benchSparse],
     ['quest', benchQuestSection],
     ['blasst', benchBlasstSection],

@@ -1,0 +1,255 @@
+/**
+ * The benchmark's `methods` section: every method of the registry (src/methods/registry.ts), in
+ * each phase it serves, at each target sparsity, next to dense in the same run, on the structured
+ * inputs (benchCommon.ts) and through the path the model takes (src/model/runtime/attention.ts:
+ * the method's params for the sparsity, its layer state, its in-model op). A method added to the
+ * registry is benchmarked without a line here.
+ *
+ * Per row: the GPU planner (an op's `plan` dispatches, before its kernel) and the kernel timed
+ * apart; the CPU planner time the op reported (mask building, reading a GPU plan back); the
+ * sparsity from what the kernel counted; speed-ups over dense for the kernel alone and with the
+ * GPU planner. A method whose planner runs inside its kernel's dispatches (Quest) or inside the
+ * softmax loop (BLASST) has no planner row of its own: its kernel time includes it. Decode methods
+ * that choose at the end of prefill (SnapKV, Ada-SnapKV) report that once-per-prompt selection
+ * and compaction as their GPU planner time.
+ *
+ * Prefill runs over f32 KV, decode over f16 (the formats of the sparse and Quest sections). A
+ * prefill method whose CPU planner took longer than `cpuPlannerLimitMs` at one length (a mask_mod
+ * evaluated per element grows with L^2) is not run at the longer lengths; the log says so.
+ */
+import { createStorageBuffer } from '../gpu/buffers';
+import type { GpuContext } from '../gpu/context';
+import type { RecordDispatches } from '../gpu/timer';
+import type { AttentionShape } from '../kernels/layout';
+import type { AttentionCall, AttentionOp, LayerCache } from '../methods/inModel';
+import { methodsFor } from '../methods/registry';
+import type { Phase, SparseMethod } from '../methods/types';
+import {
+  createLayerState,
+  decodeAttention,
+  prefillAttention,
+  resolveMethod,
+  type ResolvedMethod,
+} from '../model/runtime/attention';
+import { structuredInputs, structuredQueries, type BenchRow } from './benchCommon';
+
+export interface MethodsBenchOptions {
+  shape: AttentionShape;
+  shapeName: string;
+  prefillLengths: readonly number[];
+  decodeLengths: readonly number[];
+  sparsities: readonly number[];
+  /** The benchmark's timer (ms of GPU time per run of `record`). */
+  time: (record: RecordDispatches) => Promise<number>;
+  runOnce: (record: RecordDispatches) => Promise<void>;
+  report: (row: BenchRow) => void;
+}
+
+/** A CPU planner slower than this at one prefill length is not run at the longer ones. */
+const cpuPlannerLimitMs = 5000;
+/** Queries of the prompt's last prefill chunk, what a decode method's end-of-prompt hook sees. */
+const promptChunk = 512;
+
+interface Timed {
+  plannerMs?: number;
+  /** Decode methods that choose at the end of the prompt: that selection's GPU time. */
+  promptPlannerMs?: number;
+  plannerCpuMs?: number;
+  ms: number;
+  measuredSparsity: number;
+}
+
+/** Plans (timed apart when the op plans on the GPU), then times the kernel and reads its count. */
+async function timeOp(options: MethodsBenchOptions, op: AttentionOp): Promise<Timed> {
+  let plannerMs: number | undefined;
+  if (op.plan) {
+    plannerMs = await options.time(op.plan.record);
+    await options.runOnce(op.plan.record);
+    await op.plan.resolve();
+  }
+  const ms = await options.time(op.record);
+  const count = await op.readCount();
+  return {
+    plannerMs,
+    plannerCpuMs: count.plannerMs,
+    ms,
+    measuredSparsity: 1 - count.touched / count.total,
+  };
+}
+
+interface MethodCase {
+  phase: Phase;
+  resolved: ResolvedMethod;
+  call: AttentionCall;
+  cache: LayerCache;
+  length: number;
+}
+
+/**
+ * One method at one setting, as the model runs it: its layer state brought up to date (Quest's
+ * summaries over the whole cache; SnapKV's end-of-prompt selection from the prompt's last chunk of
+ * queries, timed as promptPlannerMs), then its op, planned and timed.
+ */
+async function timeMethod(
+  ctx: GpuContext,
+  options: MethodsBenchOptions,
+  { phase, resolved, call, cache, length }: MethodCase,
+): Promise<Timed> {
+  const state = createLayerState(ctx, phase, resolved, cache);
+  try {
+    let promptPlannerMs: number | undefined;
+    if (state?.afterKvWrite) await options.runOnce(state.afterKvWrite(0, length));
+    if (phase === 'decode' && state?.afterPrefillAttention) {
+      const chunk = Math.min(promptChunk, length - 1);
+      const promptQ = createStorageBuffer(
+        ctx.device,
+        structuredQueries(call.shape, chunk, length - 1 - chunk),
+        'bench prompt queries',
+      );
+      const select = state.afterPrefillAttention({
+        ...call,
+        q: promptQ,
+        qStart: length - 1 - chunk,
+        numQueries: chunk,
+      });
+      promptPlannerMs = await options.time(select.record);
+      await options.runOnce(select.record);
+      await state.afterSubmit?.();
+      select.dispose();
+      promptQ.destroy();
+    }
+    const build = phase === 'prefill' ? prefillAttention : decodeAttention;
+    const op = build(ctx, resolved, { ...call, state });
+    try {
+      return { ...(await timeOp(options, op)), promptPlannerMs };
+    } finally {
+      op.dispose();
+    }
+  } finally {
+    state?.dispose();
+  }
+}
+
+function describeParams(method: SparseMethod, params: Record<string, unknown>): string {
+  const knob = method.params.find((spec) => spec.sparsityKnob);
+  if (!knob) return '';
+  const value = params[knob.key];
+  const shown =
+    typeof value === 'number' && !Number.isInteger(value) ? value.toPrecision(3) : value;
+  return `${knob.key} ${String(shown)}`;
+}
+
+async function benchPhase(
+  ctx: GpuContext,
+  options: MethodsBenchOptions,
+  phase: Phase,
+  length: number,
+  tooSlow: Set<string>,
+) {
+  const { shape, shapeName, report } = options;
+  const dtype = phase === 'prefill' ? 'f32' : 'f16';
+  const inputs = structuredInputs(ctx, shape, length, phase, dtype);
+  const { kv, buffers, decode, pages } = inputs;
+  const numQueries = phase === 'prefill' ? length : 1;
+  const qStart = length - numQueries;
+  const call: AttentionCall = {
+    layer: 0,
+    shape,
+    kv,
+    scale: decode.scale,
+    ...buffers,
+    qStart,
+    numQueries,
+  };
+  const cache: LayerCache = { layer: 0, shape, kv, ...buffers, numPages: pages, maxSeqLen: length };
+  // Decode: the new token's K and V rows (methods with their own cache append them), and the
+  // prompt's last chunk of queries for the end-of-prompt hook (the prompt is the first length - 1
+  // tokens; the step decodes token length - 1).
+  const owned: GPUBuffer[] = [];
+  if (phase === 'decode') {
+    const { k, v } = inputs.kvRow(length - 1);
+    const rows = new Float32Array(k.length + v.length);
+    rows.set(k);
+    rows.set(v, k.length);
+    const rowBuffer = createStorageBuffer(ctx.device, rows, 'bench new kv row');
+    owned.push(rowBuffer);
+    call.kvRows = { buffer: rowBuffer, stride: rows.length, kOffset: 0, vOffset: k.length };
+  }
+  const dense = (phase === 'prefill' ? prefillAttention : decodeAttention)(ctx, 'dense', call);
+  const denseMs = await options.time(dense.record);
+  dense.dispose();
+  console.error(`  dense ${phase} (structured, ${dtype}) L=${length}: ${denseMs.toFixed(4)} ms`);
+
+  for (const method of methodsFor(phase)) {
+    if (method.name === 'dense') continue;
+    if (tooSlow.has(method.name)) {
+      console.error(
+        `  ${method.name} ${phase} L=${length}: not run, its CPU planner took over ${cpuPlannerLimitMs} ms at a shorter length`,
+      );
+      continue;
+    }
+    for (const s of options.sparsities) {
+      const params = method.paramsForSparsity(s, { ...shape, numQueries, qStart });
+      const resolved = resolveMethod(phase, { name: method.name, params });
+      const label = describeParams(method, resolved.params);
+      const kernel = `${method.name} ${phase}${label ? ` (${label})` : ''}`;
+      // A method that fails (a GPU validation error, a thrown planner) loses its row, not the run.
+      ctx.device.pushErrorScope('validation');
+      let timed: Timed | null = null;
+      let failure: unknown = null;
+      try {
+        timed = await timeMethod(ctx, options, { phase, resolved, call, cache, length });
+      } catch (error) {
+        failure = error;
+      }
+      const gpuError = await ctx.device.popErrorScope();
+      if (failure || gpuError || !timed) {
+        console.error(`  ${kernel} L=${length}: failed:`, failure ?? gpuError?.message);
+        process.exitCode = 1;
+        continue;
+      }
+      report({
+        kernel,
+        shape: shapeName,
+        length,
+        kvDtype: dtype,
+        ms: timed.ms,
+        targetSparsity: s,
+        measuredSparsity: timed.measuredSparsity,
+        plannerMs: timed.plannerMs ?? timed.promptPlannerMs,
+        plannerCpuMs: timed.plannerCpuMs,
+        speedup: denseMs / timed.ms,
+        // The end-of-prompt selection is paid once per prompt, not per step: not in this ratio.
+        speedupWithPlanner: denseMs / (timed.ms + (timed.plannerMs ?? 0)),
+        config: {
+          method: method.name,
+          phase,
+          params: resolved.params,
+          denseMs,
+          promptPlannerMs: timed.promptPlannerMs,
+        },
+      });
+      if ((timed.plannerCpuMs ?? 0) > cpuPlannerLimitMs) tooSlow.add(method.name);
+    }
+  }
+  owned.forEach((buffer) => buffer.destroy());
+  inputs.destroy();
+}
+
+export async function benchMethods(ctx: GpuContext, options: MethodsBenchOptions) {
+  for (const [phase, lengths] of [
+    ['prefill', options.prefillLengths],
+    ['decode', options.decodeLengths],
+  ] as const) {
+    const tooSlow = new Set<string>();
+    for (const length of lengths) {
+      // A length that fails (inputs past the device's limits) leaves the others' rows.
+      try {
+        await benchPhase(ctx, options, phase, length, tooSlow);
+      } catch (error) {
+        console.error(`  methods, ${phase} L=${length}: failed:`, error);
+        process.exitCode = 1;
+      }
+    }
+  }
+}
