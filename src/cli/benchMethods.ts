@@ -14,8 +14,9 @@
  * and compaction as their GPU planner time.
  *
  * Prefill runs over f32 KV, decode over f16 (the formats of the sparse and Quest sections). A
- * prefill method whose CPU planner took longer than `cpuPlannerLimitMs` at one length (a mask_mod
- * evaluated per element grows with L^2) is not run at the longer lengths; the log says so.
+ * method whose CPU planner would take longer than `cpuPlannerLimitMs` at a length, extrapolated
+ * as L^2 from the longest it took at a shorter one (a mask_mod evaluated per element), is not run
+ * there; the log says so.
  */
 import { createStorageBuffer } from '../gpu/buffers';
 import type { GpuContext } from '../gpu/context';
@@ -45,8 +46,8 @@ export interface MethodsBenchOptions {
   report: (row: BenchRow) => void;
 }
 
-/** A CPU planner slower than this at one prefill length is not run at the longer ones. */
-const cpuPlannerLimitMs = 5000;
+/** A CPU planner predicted to be slower than this at a length is not run there. */
+const cpuPlannerLimitMs = 10_000;
 /** Queries of the prompt's last prefill chunk, what a decode method's end-of-prompt hook sees. */
 const promptChunk = 512;
 
@@ -144,7 +145,7 @@ async function benchPhase(
   options: MethodsBenchOptions,
   phase: Phase,
   length: number,
-  tooSlow: Set<string>,
+  cpuPlanners: Map<string, { length: number; ms: number }>,
 ) {
   const { shape, shapeName, report } = options;
   const dtype = phase === 'prefill' ? 'f32' : 'f16';
@@ -182,9 +183,11 @@ async function benchPhase(
 
   for (const method of methodsFor(phase)) {
     if (method.name === 'dense') continue;
-    if (tooSlow.has(method.name)) {
+    const seen = cpuPlanners.get(method.name);
+    const predictedMs = seen ? seen.ms * (length / seen.length) ** 2 : 0;
+    if (predictedMs > cpuPlannerLimitMs) {
       console.error(
-        `  ${method.name} ${phase} L=${length}: not run, its CPU planner took over ${cpuPlannerLimitMs} ms at a shorter length`,
+        `  ${method.name} ${phase} L=${length}: not run, its CPU planner would take about ${Math.round(predictedMs)} ms (${Math.round(seen?.ms ?? 0)} ms at L=${seen?.length})`,
       );
       continue;
     }
@@ -229,7 +232,10 @@ async function benchPhase(
           promptPlannerMs: timed.promptPlannerMs,
         },
       });
-      if ((timed.plannerCpuMs ?? 0) > cpuPlannerLimitMs) tooSlow.add(method.name);
+      const cpuMs = timed.plannerCpuMs ?? 0;
+      if (cpuMs > (cpuPlanners.get(method.name)?.ms ?? 0)) {
+        cpuPlanners.set(method.name, { length, ms: cpuMs });
+      }
     }
   }
   owned.forEach((buffer) => buffer.destroy());
@@ -241,11 +247,11 @@ export async function benchMethods(ctx: GpuContext, options: MethodsBenchOptions
     ['prefill', options.prefillLengths],
     ['decode', options.decodeLengths],
   ] as const) {
-    const tooSlow = new Set<string>();
+    const cpuPlanners = new Map<string, { length: number; ms: number }>();
     for (const length of lengths) {
       // A length that fails (inputs past the device's limits) leaves the others' rows.
       try {
-        await benchPhase(ctx, options, phase, length, tooSlow);
+        await benchPhase(ctx, options, phase, length, cpuPlanners);
       } catch (error) {
         console.error(`  methods, ${phase} L=${length}: failed:`, error);
         process.exitCode = 1;
