@@ -1,6 +1,7 @@
 """PyTorch's FlexAttention on the block-sparse rows of `npm run bench` (section sparse), same GPU.
 
 Run on the GPU machine (see tools/gpu_bench.sh):  python3 torch_sparse_bench.py --json torch_sparse.json
+(torch_attention_bench.py beside it: its timer is shared.)
 The masks are the benchmark's own: 64 x 64 blocks; each query block keeps its diagonal block, block 0
 and, spread evenly, enough others for (1 - s) of its causal blocks (src/cli/bench.ts evenBlockMask),
 causal inside the diagonal block; and sliding window + 4 sinks with window (1 - sqrt(s)) L. Dense is
@@ -15,22 +16,11 @@ import math
 import torch
 from torch.nn.attention.flex_attention import create_block_mask, flex_attention
 
+from torch_attention_bench import time_ms
+
 HEADS, KV_HEADS, HEAD_DIM = 32, 8, 128
 BLOCK = 64
 SPARSITIES = [0.5, 0.8, 0.9, 0.95]
-
-
-def time_ms(fn, repeats=10):
-    for _ in range(3):
-        fn()
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(repeats):
-        fn()
-    end.record()
-    torch.cuda.synchronize()
-    return start.elapsed_time(end) / repeats
 
 
 def js_round(x):
@@ -90,7 +80,7 @@ def main():
             v = torch.randn_like(k)
             dense_ms = None
             for label, s, block_mask in masks:
-                ms = time_ms(lambda: compiled(q, k, v, block_mask=block_mask, enable_gqa=True))
+                ms = time_ms(lambda: compiled(q, k, v, block_mask=block_mask, enable_gqa=True), 10)
                 if dense_ms is None:
                     dense_ms = ms
                 # The masks are the same for every head (H None): counts of one head.
