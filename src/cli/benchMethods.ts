@@ -163,18 +163,15 @@ async function benchPhase(
     numQueries,
   };
   const cache: LayerCache = { layer: 0, shape, kv, ...buffers, numPages: pages, maxSeqLen: length };
-  // Decode: the new token's K and V rows (methods with their own cache append them), and the
-  // prompt's last chunk of queries for the end-of-prompt hook (the prompt is the first length - 1
-  // tokens; the step decodes token length - 1).
-  const owned: GPUBuffer[] = [];
+  // Decode: the new token's K and V rows, which methods with a cache of their own append.
+  let newRow: GPUBuffer | null = null;
   if (phase === 'decode') {
     const { k, v } = inputs.kvRow(length - 1);
     const rows = new Float32Array(k.length + v.length);
     rows.set(k);
     rows.set(v, k.length);
-    const rowBuffer = createStorageBuffer(ctx.device, rows, 'bench new kv row');
-    owned.push(rowBuffer);
-    call.kvRows = { buffer: rowBuffer, stride: rows.length, kOffset: 0, vOffset: k.length };
+    newRow = createStorageBuffer(ctx.device, rows, 'bench new kv row');
+    call.kvRows = { buffer: newRow, stride: rows.length, kOffset: 0, vOffset: k.length };
   }
   const dense = (phase === 'prefill' ? prefillAttention : decodeAttention)(ctx, 'dense', call);
   const denseMs = await options.time(dense.record);
@@ -238,7 +235,7 @@ async function benchPhase(
       }
     }
   }
-  owned.forEach((buffer) => buffer.destroy());
+  newRow?.destroy();
   inputs.destroy();
 }
 
