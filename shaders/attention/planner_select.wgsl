@@ -42,14 +42,7 @@ var<workgroup> scan: array<u32, WG>;
 var<workgroup> words: array<atomic<u32>, WORDS>;
 var<workgroup> ctl: array<u32, 4>;
 
-// Larger floats get larger keys; -0 and +0 share one key (they tie in the reference).
-fn order_key(x: f32) -> u32 {
-  if (x == 0.0) {
-    return 0x80000000u;
-  }
-  let bits = bitcast<u32>(x);
-  return select(bits | 0x80000000u, ~bits, (bits & 0x80000000u) != 0u);
-}
+#include "common/order_key"
 
 struct Row {
   base: u32,

@@ -43,14 +43,7 @@ var<workgroup> key_high: atomic<u32>;
 var<workgroup> start: array<u32, 2>;
 var<workgroup> cached_keys: array<u32, CACHE_KEYS>;
 
-// Larger floats get larger keys; -0 and +0 share one key (they tie in the reference).
-fn order_key(x: f32) -> u32 {
-  if (x == 0.0) {
-    return 0x80000000u;
-  }
-  let bits = bitcast<u32>(x);
-  return select(bits | 0x80000000u, ~bits, (bits & 0x80000000u) != 0u);
-}
+#include "common/order_key"
 
 // The order key of entry i of this KV head's bounds (from workgroup memory when cached).
 fn key_at(base: u32, i: u32, cached: bool) -> u32 {
