@@ -405,6 +405,8 @@ async function benchQuest(
     })),
     // The default resolves 8 key bits per radix level; this row 4.
     { tokenBudget: 2048, tuning: { selectDigitBits: 4 as const } },
+    // The same pages found by counting ranks over many workgroups.
+    { tokenBudget: 2048, tuning: { selection: 'rank' as const } },
   ];
   const bytesPerValue = 2;
   const summaryBytes = (pages - 1) * shape.numKvHeads * 2 * shape.headDim * bytesPerValue;
@@ -432,7 +434,8 @@ async function benchQuest(
     const variant =
       (tuning.selectWorkgroupSize ? `, ${tuning.selectWorkgroupSize}-wide select` : '') +
       (tuning.decode ? `, ${tuning.decode.targetWorkgroups} decode workgroups asked` : '') +
-      (tuning.selectDigitBits ? `, ${tuning.selectDigitBits}-bit radix` : '');
+      (tuning.selectDigitBits ? `, ${tuning.selectDigitBits}-bit radix` : '') +
+      (tuning.selection === 'rank' ? ', rank-counting select' : '');
     console.error(
       `    quest budget ${tokenBudget}${variant}: scoring ${scoreMs.toFixed(4)} ms, selection ${selectMs.toFixed(4)} ms, ` +
         `decode ${attentionMs.toFixed(4)} ms (split + reduce); ${(bytes / 1e6).toFixed(1)} MB read` +

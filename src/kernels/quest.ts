@@ -3,7 +3,10 @@
  *   shaders/attention/quest_summary.wgsl  per-page, per-KV-head channel min/max of the keys (in
  *                                         the cache's precision: f16 caches get f16 summaries),
  *   quest_score.wgsl                      bounds of the complete pages, summed over the GQA group,
- *   quest_select.wgsl                     top-K pages per KV head plus the current page,
+ *   quest_select.wgsl                     top-K pages per KV head plus the current page, by a
+ *                                         radix select (one workgroup per KV head),
+ *   quest_rank_select.wgsl                or the same pages by counting every page's rank
+ *                                         (all pairs, over many workgroups),
  *   dense_decode.wgsl (PAGE_LIST)         the dense split + reduce over the listed pages only.
  * Pages are logical pages of the sequence (the page table maps them to the pool), so the summaries
  * are indexed like the page table.
@@ -46,6 +49,11 @@ const maxSelectCacheKeys = 4096;
  * at 32K against 12.4-12.7 for 4, and 8.5 at 8K against 9.6-9.8.
  */
 const defaultSelectDigitBits = 8;
+
+/** Pages each workgroup of quest_rank_select ranks, invocations per page, keys staged a round. */
+const rankPages = 16;
+const rankLanes = 16;
+const rankTile = 2048;
 
 /** The key cache of quest_select.wgsl that fits beside its histogram and scan (>= 32 keys). */
 function selectCacheKeys(ctx: GpuContext, selectWorkgroupSize: number, digitBits: number): number {
@@ -138,8 +146,13 @@ export function questListLength(params: QuestDecodeParams): number {
   return Math.min(tokenBudget / kv.pageSize, numFull) + 1;
 }
 
+/** How the top-K pages are found: a radix select or rank counting (the same pages). */
+export type QuestSelection = 'radix' | 'rank';
+
 /** Knobs the benchmark may vary; the defaults are what the method uses. */
 export interface QuestTuning {
+  /** The selection kernel (default 'radix'). */
+  selection?: QuestSelection;
   /** Invocations of the selection's one workgroup per KV head (a power of two >= 32). */
   selectWorkgroupSize?: number;
   /** Key bits the selection's radix resolves per level: 4 (16 bins) or 8 (256 bins). */
@@ -163,7 +176,10 @@ export interface QuestDecode {
   recordSelect: RecordDispatches;
   /** The sparse decode (split + reduce) over the pages the planner listed. */
   recordAttention: RecordDispatches;
-  /** u32 [kvHead][listLength]: pages read, ascending, the current one last. */
+  /**
+   * u32 [kvHead][listLength]: pages read, the current one last; the others ascending (radix) or
+   * by rank, highest bound first (rank).
+   */
   selectedPages: GPUBuffer;
   /** u32 [kvHead]: the list lengths as the selection kernel counted them. */
   pageCounts: GPUBuffer;
@@ -222,14 +238,21 @@ export function recordQuestDecode(
     SUMMARY_F16: summaryF16,
   });
   const selectDigitBits = tuning.selectDigitBits ?? defaultSelectDigitBits;
-  const select = ctx.pipelines.get('attention/quest_select', {
-    WORKGROUP_SIZE: selectWorkgroupSize,
-    CACHE_KEYS: Math.min(
-      tuning.selectCacheKeys ?? maxSelectCacheKeys,
-      selectCacheKeys(ctx, selectWorkgroupSize, selectDigitBits),
-    ),
-    DIGIT_BITS: selectDigitBits,
-  });
+  const byRank = tuning.selection === 'rank';
+  const select = byRank
+    ? ctx.pipelines.get('attention/quest_rank_select', {
+        PAGES: rankPages,
+        LANES: rankLanes,
+        TILE: rankTile,
+      })
+    : ctx.pipelines.get('attention/quest_select', {
+        WORKGROUP_SIZE: selectWorkgroupSize,
+        CACHE_KEYS: Math.min(
+          tuning.selectCacheKeys ?? maxSelectCacheKeys,
+          selectCacheKeys(ctx, selectWorkgroupSize, selectDigitBits),
+        ),
+        DIGIT_BITS: selectDigitBits,
+      });
   const scoreGroup = bindGroup(device, score, [
     scoreUniforms,
     buffers.q,
@@ -262,7 +285,8 @@ export function recordQuestDecode(
   const recordSelect: RecordDispatches = (pass) => {
     pass.setPipeline(select);
     pass.setBindGroup(0, selectGroup);
-    pass.dispatchWorkgroups(numKvHeads);
+    if (byRank) pass.dispatchWorkgroups(Math.max(1, Math.ceil(numFull / rankPages)), numKvHeads);
+    else pass.dispatchWorkgroups(numKvHeads);
   };
   const recordPlanner: RecordDispatches = (pass) => {
     recordScore(pass);
@@ -294,7 +318,7 @@ export interface QuestHostInput extends HostDecodeInput {
 export interface QuestHostResult {
   /** [head][dim] */
   out: Float32Array;
-  /** selectedPages[kvHead]: pages read, ascending (the current page included). */
+  /** selectedPages[kvHead]: pages read, ascending whatever the kernel's order (the current included). */
   selectedPages: number[][];
   /** Pages read over all KV heads, as the selection kernel counted them. */
   pagesRead: number;
@@ -342,7 +366,7 @@ export async function questDecodeOnHost(
   return {
     out,
     selectedPages: Array.from({ length: numKvHeads }, (_, g) =>
-      Array.from(lists.subarray(g * listLength, (g + 1) * listLength)),
+      Array.from(lists.subarray(g * listLength, (g + 1) * listLength)).sort((a, b) => a - b),
     ),
     pagesRead: counts.reduce((n, c) => n + c, 0),
   };

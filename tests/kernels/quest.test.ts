@@ -128,6 +128,28 @@ describe('Quest decode', () => {
     },
   );
 
+  // Rank counting lists the same pages by rank; the host sorts them. Every case: ties, budgets of
+  // none and of every page, more pages than one workgroup ranks.
+  it.each(cases)('rank-counting selection, $name: pages and output match', async (c) => {
+    const { gpu, ref } = await runCase(c, c.tokenBudget, { selection: 'rank' });
+    expect(gpu.selectedPages).toEqual(ref.pages);
+    expect(gpu.pagesRead).toBe(ref.pagesRead);
+    const { error, magnitude } = maxAbsError(gpu.out, ref.out);
+    expect(error).toBeLessThanOrEqual(1e-4 * magnitude);
+  });
+
+  it('rank-counting selection: a budget of every page, and keys beyond one staged tile', async () => {
+    const every = cases.find((x) => x.name === 'many pages, headDim 128')!;
+    const all = await runCase(every, pagesFor(every.kvLen, pageSize) * pageSize, {
+      selection: 'rank',
+    });
+    expect(all.gpu.selectedPages).toEqual(all.ref.pages);
+    // A round stages 2,048 keys: 40,000 tokens (2,499 complete pages) take two.
+    const long = { ...every, numHeads: 2, numKvHeads: 1, kvLen: 40_000, tokenBudget: 4096 };
+    const { gpu, ref } = await runCase(long, long.tokenBudget, { selection: 'rank' });
+    expect(gpu.selectedPages).toEqual(ref.pages);
+  });
+
   // More pages than the key cache holds: every pass reads the bounds from global memory, and a
   // budget of every page takes the compaction-only path that skips the first pass.
   const uncached = [
