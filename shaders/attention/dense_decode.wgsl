@@ -31,6 +31,10 @@ struct Params {
   log2_lambda: f32, // BLASST threshold in the log2 domain; -3.4e38 for lambda = 0 (keep all)
   order: u32, // 0 natural, 1 sink-and-most-recent-first
 #endif
+#if TOKEN_GAP
+  gap_start: u32,
+  gap_len: u32,
+#endif
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -41,6 +45,11 @@ struct Params {
 // [head][split][dim / 4] and [head][split] (m, l).
 @group(0) @binding(5) var<storage, read_write> part_o: array<vec4<f32>>;
 @group(0) @binding(6) var<storage, read_write> part_ml: array<vec2<f32>>;
+#if TOKEN_GAP
+// Sparse variant (sliding window + sinks): the cache's tokens [gap_start, gap_start + gap_len) are
+// not read; params.kv_len counts the tokens read, and listed token t >= gap_start is cache token
+// t + gap_len.
+#endif
 #if PAGE_LIST
 // Sparse variant (Quest): token t is slot t % PAGE_SIZE of logical page
 // page_list[kv_head][t / PAGE_SIZE]; params.kv_len counts the listed tokens, not the cache's.
@@ -89,6 +98,15 @@ fn unpack_vec(raw: vec4<u32>) -> array<vec4<f32>, UNITS_PER_VEC> {
   );
 #else
   return array(bitcast<vec4<f32>>(raw));
+#endif
+}
+
+// The cache token that listed token t is.
+fn cache_token(t: u32) -> u32 {
+#if TOKEN_GAP
+  return t + select(0u, params.gap_len, t >= params.gap_start);
+#else
+  return t;
 #endif
 }
 
@@ -170,7 +188,8 @@ fn load_block_k(
   #unroll
   for (var r = 0u; r < UNROLL; r++) {
     let t = min(block * BLOCK + r * ROWS + row, params.kv_len - 1u);
-    let word = kv_row_word(physical_page(kv_head, t), kv_head, t % PAGE_SIZE);
+    let token = cache_token(t);
+    let word = kv_row_word(physical_page(kv_head, token), kv_head, token % PAGE_SIZE);
     #unroll
     for (var c = 0u; c < VECS_PER_LANE; c++) {
       k_raw[r * VECS_PER_LANE + c] = k_pool[word / 4u + lane_vec(c, lane)];
@@ -300,7 +319,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       #unroll
       for (var r = 0u; r < UNROLL; r++) {
         let t = min(t0 + r * ROWS + row, block_end - 1u);
-        let word = kv_row_word(physical_page(kv_head, t), kv_head, t % PAGE_SIZE);
+        let token = cache_token(t);
+        let word = kv_row_word(physical_page(kv_head, token), kv_head, token % PAGE_SIZE);
         #unroll
         for (var c = 0u; c < VECS_PER_LANE; c++) {
           v_raw[r * VECS_PER_LANE + c] = v_pool[word / 4u + lane_vec(c, lane)];
@@ -356,7 +376,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     #unroll
     for (var r = 0u; r < UNROLL; r++) {
       let t = min(t0 + r * ROWS + row, end - 1u);
-      let word = kv_row_word(physical_page(kv_head, t), kv_head, t % PAGE_SIZE);
+      let token = cache_token(t);
+      let word = kv_row_word(physical_page(kv_head, token), kv_head, token % PAGE_SIZE);
       #unroll
       for (var c = 0u; c < VECS_PER_LANE; c++) {
         k_raw[r * VECS_PER_LANE + c] = k_pool[word / 4u + lane_vec(c, lane)];

@@ -173,24 +173,45 @@ export interface DecodePageList {
   listLen: number;
 }
 
+/**
+ * Sparse decode (sliding window + sinks): every token but the cache's [start, start + length);
+ * params.kvLen then counts the tokens read.
+ */
+export interface DecodeTokenGap {
+  start: number;
+  length: number;
+}
+
+/** Which part of the cache a sparse decode reads (dense decode: all of it). */
+export type DecodeSubset = { pageList: DecodePageList } | { tokenGap: DecodeTokenGap };
+
 export function createDenseDecode(
   ctx: GpuContext,
   params: DecodeParams,
   buffers: DecodeBuffers,
   tuning?: DecodeTuning,
-  pageList?: DecodePageList,
+  subset?: DecodeSubset,
 ): DenseDecode {
   const plan = decodeSplitPlan(ctx, params, tuning);
   const { device } = ctx;
   const { numHeads, numKvHeads, headDim } = params;
+  const pageList = subset && 'pageList' in subset ? subset.pageList : undefined;
+  const tokenGap = subset && 'tokenGap' in subset ? subset.tokenGap : undefined;
   const split = ctx.pipelines.get('attention/dense_decode', {
     ...decodeSplitDefines(params, plan),
     ...(pageList ? { PAGE_LIST: true, LIST_LEN: pageList.listLen } : {}),
+    ...(tokenGap ? { TOKEN_GAP: true } : {}),
   });
   const reduce = ctx.pipelines.get('attention/dense_decode_reduce', decodeReduceDefines(headDim));
   const uniforms = createUniformBuffer(
     device,
-    [params.kvLen, plan.tokensPerSplit, plan.numSplits, params.scale * Math.LOG2E],
+    [
+      params.kvLen,
+      plan.tokensPerSplit,
+      plan.numSplits,
+      params.scale * Math.LOG2E,
+      ...(tokenGap ? [tokenGap.start, tokenGap.length] : []),
+    ],
     [3],
     'dense decode params',
   );
@@ -242,13 +263,18 @@ export interface HostDecodeInput extends DecodeParams {
   pageTable?: Uint32Array;
 }
 
+export interface HostDenseDecodeInput extends HostDecodeInput {
+  /** Tokens of the kvLen in the cache not to read (sliding window + sinks). */
+  tokenGap?: DecodeTokenGap;
+}
+
 /** Uploads, runs once and reads back out[head][dim]: for tests and the self-check. */
 export async function denseDecodeOnHost(
   ctx: GpuContext,
-  input: HostDecodeInput,
+  input: HostDenseDecodeInput,
 ): Promise<Float32Array> {
   const { device } = ctx;
-  const { kvLen, kv, numHeads, headDim } = input;
+  const { kvLen, kv, numHeads, headDim, tokenGap } = input;
   const pageTable =
     input.pageTable ?? Uint32Array.from({ length: pagesFor(kvLen, kv.pageSize) }, (_, i) => i);
   const kPool = packPagedPool(input.k, kvLen, kv, pageTable).data;
@@ -260,7 +286,11 @@ export async function denseDecodeOnHost(
     pageTable: createStorageBuffer(device, pageTable, 'decode page table'),
     out: createEmptyBuffer(device, numHeads * headDim * 4, 'decode out'),
   };
-  const decode = createDenseDecode(ctx, input, buffers);
+  const decode = tokenGap
+    ? createDenseDecode(ctx, { ...input, kvLen: kvLen - tokenGap.length }, buffers, undefined, {
+        tokenGap,
+      })
+    : createDenseDecode(ctx, input, buffers);
   const encoder = device.createCommandEncoder();
   const pass = encoder.beginComputePass();
   decode.record(pass);

@@ -270,10 +270,7 @@ export function recordQuestDecode(
     { ...params, kvLen: listedTokens },
     buffers,
     tuning.decode,
-    {
-      buffer: selectedPages,
-      listLen: listLength,
-    },
+    { pageList: { buffer: selectedPages, listLen: listLength } },
   );
   const scratch = [bounds, selectedPages, pageCounts, scoreUniforms, selectUniforms];
   const recordScore: RecordDispatches = (pass) => {

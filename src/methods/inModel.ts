@@ -17,7 +17,7 @@ import { createEmptyBuffer, readBuffer } from '../gpu/buffers';
 import type { GpuContext } from '../gpu/context';
 import type { RecordDispatches } from '../gpu/timer';
 import { recordBlockSparsePrefill } from '../kernels/blockSparsePrefill';
-import { createDenseDecode } from '../kernels/denseDecode';
+import { createDenseDecode, type DecodeTokenGap } from '../kernels/denseDecode';
 import { createDensePrefill } from '../kernels/densePrefill';
 import type { AttentionShape, PagedKvLayout } from '../kernels/layout';
 import type { ModelOp } from '../kernels/model/common';
@@ -260,7 +260,10 @@ export function densePrefillOp(ctx: GpuContext, call: AttentionCall): AttentionO
   };
 }
 
-/** Dense split decode over `kvLen` tokens of the given pools; counts every token per KV head. */
+/**
+ * Dense split decode over `kvLen` tokens of the given pools, all of them or all but a gap (sliding
+ * window + sinks); counts the tokens it reads per KV head.
+ */
 export function denseDecodeOp(
   ctx: GpuContext,
   call: AttentionCall,
@@ -268,14 +271,17 @@ export function denseDecodeOp(
     ...call,
     kvLen: call.qStart + 1,
   },
+  tokenGap?: DecodeTokenGap,
 ): AttentionOp {
-  const params = { ...decodeParams(call), kvLen: pools.kvLen };
-  const decode = createDenseDecode(ctx, params, {
+  const read = pools.kvLen - (tokenGap?.length ?? 0);
+  const params = { ...decodeParams(call), kvLen: read };
+  const buffers = {
     ...attentionBuffers(call),
     kPool: pools.kPool,
     vPool: pools.vPool,
     pageTable: pools.pageTable,
-  });
+  };
+  const decode = createDenseDecode(ctx, params, buffers, undefined, tokenGap && { tokenGap });
   const heads = call.shape.numKvHeads;
   const full = call.qStart + 1;
   return {
@@ -283,9 +289,9 @@ export function denseDecodeOp(
     dispose: () => decode.scratch.forEach((b) => b.destroy()),
     readCount: async () => ({
       unit: 'tokens',
-      touched: heads * pools.kvLen,
+      touched: heads * read,
       total: heads * full,
-      perHead: { touched: Array(heads).fill(pools.kvLen), total: Array(heads).fill(full) },
+      perHead: { touched: Array(heads).fill(read), total: Array(heads).fill(full) },
     }),
   };
 }

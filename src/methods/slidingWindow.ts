@@ -1,8 +1,19 @@
-/** Sliding window + attention sinks (StreamingLLM): position-only selection. */
-import { blockSparseOp, maskShapeOf } from './inModel';
+/**
+ * Sliding window + attention sinks (StreamingLLM): position-only selection. Prefill runs the
+ * block-sparse kernel on the window's block mask; decode runs dense decode over the sinks and the
+ * window only, skipping the keys between them (one query needs no blocks: its keys are two runs).
+ */
+import type { GpuContext } from '../gpu/context';
+import { denseDecodeOnHost } from '../kernels/denseDecode';
+import { blockSparseOp, denseDecodeOp, maskShapeOf } from './inModel';
 import { causalTotal, type MaskShape } from './reference/masks';
 import { closestOnDecreasing } from './reference/select';
-import { keptCount, slidingWindow, SLIDING_WINDOW_DEFAULTS } from './reference/slidingWindow';
+import {
+  decodeGap,
+  keptCount,
+  slidingWindow,
+  SLIDING_WINDOW_DEFAULTS,
+} from './reference/slidingWindow';
 import {
   checkSparsity,
   numberParam,
@@ -10,7 +21,11 @@ import {
   resolveParams,
   runPlannedMask,
   shapeLength,
+  type MethodGpuInput,
+  type MethodGpuResult,
+  type MethodInput,
   type MethodParams,
+  type MethodReference,
   type MethodShape,
   type ParamSpec,
   type SparseMethod,
@@ -46,7 +61,8 @@ const params: readonly ParamSpec[] = [
     kind: 'choice',
     options: [16, 64],
     default: D.blockQ,
-    description: 'Query and key block of the block mask the GPU kernel walks.',
+    description:
+      'Query and key block of the block mask the prefill kernel walks (decode reads tokens).',
   },
 ];
 
@@ -80,6 +96,65 @@ function plan(input: MaskShape, p?: Partial<MethodParams>) {
   );
 }
 
+/** The keys a decode query skips, from the method's parameters. */
+function gapOf(kvLen: number, p?: Partial<MethodParams>) {
+  const resolved = resolveParams(params, p);
+  return decodeGap(kvLen, numberParam(resolved, 'window'), numberParam(resolved, 'sinks'));
+}
+
+/** The block mask's reference; in decode, counted in tokens per KV head as the decode reads them. */
+function reference(input: MethodInput, p?: Partial<MethodParams>): MethodReference {
+  const result = referenceFromMask(input, plan(input, p));
+  if (input.numQueries !== 1) return result;
+  const kvLen = input.qStart + 1;
+  const gap = gapOf(kvLen, p);
+  const read = Array.from({ length: kvLen }, (_, t) => t).filter(
+    (t) => t < gap.start || t >= gap.start + gap.length,
+  );
+  const heads = input.numKvHeads;
+  return {
+    ...result,
+    kept: { kind: 'tokens', perKvHead: Array.from({ length: heads }, () => [...read]) },
+    units: { unit: 'token', touched: read.length * heads, total: kvLen * heads },
+  };
+}
+
+/** Decode on the GPU: dense decode over the sinks and the window, the tokens it reads counted. */
+async function runDecode(
+  ctx: GpuContext,
+  input: MethodGpuInput,
+  p: Partial<MethodParams> | undefined,
+): Promise<MethodGpuResult> {
+  const kvLen = input.qStart + 1;
+  const planStart = performance.now();
+  const gap = gapOf(kvLen, p);
+  const plannerMs = performance.now() - planStart;
+  const kv = {
+    pageSize: input.pageSize ?? 16,
+    numKvHeads: input.numKvHeads,
+    headDim: input.headDim,
+    dtype: input.kvDtype ?? 'f32',
+  };
+  const start = performance.now();
+  const tokenGap = gap.length > 0 ? gap : undefined;
+  const out = await denseDecodeOnHost(ctx, { ...input, kv, kvLen, tokenGap });
+  const kernelMs = performance.now() - start;
+  const touched = (kvLen - gap.length) * input.numKvHeads;
+  const total = kvLen * input.numKvHeads;
+  return {
+    out,
+    stats: {
+      measuredSparsity: 1 - touched / total,
+      blocksOrPagesTouched: touched,
+      total,
+      unit: 'token',
+      countedBy: 'shape',
+      plannerMs,
+      kernelMs,
+    },
+  };
+}
+
 export const slidingWindowMethod: SparseMethod = {
   name: 'sliding_window',
   label: 'Sliding window + sinks',
@@ -94,11 +169,17 @@ export const slidingWindowMethod: SparseMethod = {
     checkSparsity(s);
     return resolveParams(params, { window: windowForSparsity(s, shape, D.sinks) });
   },
-  reference: (input, p) => referenceFromMask(input, plan(input, p)),
+  reference,
   planner: 'cpu',
-  run: (ctx, input, p) => runPlannedMask(ctx, input, () => plan(input, p)),
+  run: (ctx, input, p) =>
+    input.numQueries === 1
+      ? runDecode(ctx, input, p)
+      : runPlannedMask(ctx, input, () => plan(input, p)),
   inModel: {
     prefill: (ctx, p, call) => blockSparseOp(ctx, call, () => plan(maskShapeOf(call), p)),
-    decode: (ctx, p, call) => blockSparseOp(ctx, call, () => plan(maskShapeOf(call), p)),
+    decode: (ctx, p, call) => {
+      const gap = gapOf(call.qStart + 1, p);
+      return denseDecodeOp(ctx, call, undefined, gap.length > 0 ? gap : undefined);
+    },
   },
 };

@@ -266,6 +266,55 @@ describe('dense decode attention', () => {
     }
   });
 
+  // Sliding window + sinks in decode: every token but [start, start + length). Gaps that start and
+  // end inside pages, one from token 0 (no sinks), one leaving a single window token; page tables
+  // shuffled, f16 and f32, the workgroup-memory fallback.
+  const gaps = [
+    { caseName: 'fallback, group 4 f16', start: 4, length: 500 },
+    { caseName: 'scores > 100 f16', start: 0, length: 201 },
+    { caseName: 'scores > 100 f32', start: 7, length: 492 },
+    { caseName: 'more splits than reduce lanes', start: 16, length: 2000 },
+  ];
+  it.each(gaps)(
+    '$caseName, $length tokens skipped from $start: equals dense decode over the tokens read',
+    async ({ caseName, start, length }) => {
+      const c = cases.find((x) => x.name === caseName)!;
+      const { q, k, v } = inputs(c);
+      const row = c.numKvHeads * c.headDim;
+      const kept = (x: Float32Array) =>
+        Float32Array.from([...x.subarray(0, start * row), ...x.subarray((start + length) * row)]);
+      const pages = pagesFor(c.kvLen, c.pageSize);
+      const out = await denseDecodeOnHost(c.noSubgroups ? withoutSubgroups(ctx) : ctx, {
+        numHeads: c.numHeads,
+        numKvHeads: c.numKvHeads,
+        headDim: c.headDim,
+        kvLen: c.kvLen,
+        scale: defaultScale(c.headDim) * (c.scaleFactor ?? 1),
+        kv: { pageSize: c.pageSize, numKvHeads: c.numKvHeads, headDim: c.headDim, dtype: c.dtype },
+        q,
+        k,
+        v,
+        pageTable: shuffledPageTable(pages, c.seed),
+        tokenGap: { start, length },
+      });
+      const f16 = c.dtype === 'f16';
+      const read = { ...c, kvLen: c.kvLen - length };
+      const expected = reference(
+        read,
+        q,
+        kept(f16 ? roundToFloat16(k) : k),
+        kept(f16 ? roundToFloat16(v) : v),
+      );
+      const { error, magnitude } = maxAbsError(out, expected);
+      expect(error).toBeLessThanOrEqual(1e-4 * magnitude);
+      // Unless one key dominates (peaked cases), the gap's tokens change the answer.
+      if (!c.scaleFactor) {
+        const whole = maxAbsError(out, reference(c, q, k, v));
+        expect(whole.error).toBeGreaterThan(1e-2 * whole.magnitude);
+      }
+    },
+  );
+
   it('the peaked cases really have scores far beyond exp overflow', () => {
     const c = cases.find((x) => x.name === 'scores > 100 f32')!;
     const { q, k } = inputs(c);

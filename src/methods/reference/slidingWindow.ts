@@ -42,6 +42,19 @@ export function keptCount(shape: MaskShape, window: number, sinks: number): numb
   return kept;
 }
 
+/**
+ * The keys a decode query over kvLen keys skips: [start, start + length) = [sinks, kvLen - window),
+ * empty when the window and the sinks cover the cache. Decode reads every other key.
+ */
+export function decodeGap(
+  kvLen: number,
+  window: number,
+  sinks: number,
+): { start: number; length: number } {
+  const start = Math.min(sinks, kvLen);
+  return { start, length: Math.max(start, kvLen - window) - start };
+}
+
 /** The window whose exact sparsity on a prefill of `length` tokens is closest to s. */
 export function paramsForSparsity(s: number, length: number): SlidingWindowParams {
   const shape = { numHeads: 1, numQueries: length, qStart: 0 };
