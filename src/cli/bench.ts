@@ -405,8 +405,9 @@ async function benchQuest(
     })),
     // The default resolves 8 key bits per radix level; this row 4.
     { tokenBudget: 2048, tuning: { selectDigitBits: 4 as const } },
-    // The same pages found by counting ranks over many workgroups.
+    // Each selection whatever the cache's length (the default picks by the pages per KV head).
     { tokenBudget: 2048, tuning: { selection: 'rank' as const } },
+    { tokenBudget: 2048, tuning: { selection: 'radix' as const } },
   ];
   const bytesPerValue = 2;
   const summaryBytes = (pages - 1) * shape.numKvHeads * 2 * shape.headDim * bytesPerValue;
@@ -435,7 +436,7 @@ async function benchQuest(
       (tuning.selectWorkgroupSize ? `, ${tuning.selectWorkgroupSize}-wide select` : '') +
       (tuning.decode ? `, ${tuning.decode.targetWorkgroups} decode workgroups asked` : '') +
       (tuning.selectDigitBits ? `, ${tuning.selectDigitBits}-bit radix` : '') +
-      (tuning.selection === 'rank' ? ', rank-counting select' : '');
+      (tuning.selection ? `, ${tuning.selection} select` : '');
     console.error(
       `    quest budget ${tokenBudget}${variant}: scoring ${scoreMs.toFixed(4)} ms, selection ${selectMs.toFixed(4)} ms, ` +
         `decode ${attentionMs.toFixed(4)} ms (split + reduce); ${(bytes / 1e6).toFixed(1)} MB read` +

@@ -50,6 +50,16 @@ const maxSelectCacheKeys = 4096;
  */
 const defaultSelectDigitBits = 8;
 
+/**
+ * Most complete pages per KV head for which the selection counts ranks; above, the radix select.
+ * H100, 2026-12-07 (`npm run bench -- --quick --only quest`), budget 2048: at 8K (511 pages) the
+ * rank count took 4.7 us against the radix's 8.7 (the step 0.0196 against 0.0235 ms, 1.04x against
+ * 0.87x dense); at 32K (2,047 pages) 24.7 us against 10.7 (its all-pairs work grows as pages^2).
+ * Fitting the two points (time ~ pages^1.47 above a 1.7 us dispatch) puts the crossing near 950
+ * pages; 768 keeps a margin.
+ */
+const rankSelectMaxPages = 768;
+
 /** Pages each workgroup of quest_rank_select ranks, invocations per page, keys staged a round. */
 const rankPages = 16;
 const rankLanes = 16;
@@ -146,12 +156,12 @@ export function questListLength(params: QuestDecodeParams): number {
   return Math.min(tokenBudget / kv.pageSize, numFull) + 1;
 }
 
-/** How the top-K pages are found: a radix select or rank counting (the same pages). */
+/** How the top-K pages are found: rank counting or a radix select (the same pages). */
 export type QuestSelection = 'radix' | 'rank';
 
 /** Knobs the benchmark may vary; the defaults are what the method uses. */
 export interface QuestTuning {
-  /** The selection kernel (default 'radix'). */
+  /** The selection kernel (default: 'rank' up to 768 complete pages per KV head, else 'radix'). */
   selection?: QuestSelection;
   /** Invocations of the selection's one workgroup per KV head (a power of two >= 32). */
   selectWorkgroupSize?: number;
@@ -238,7 +248,8 @@ export function recordQuestDecode(
     SUMMARY_F16: summaryF16,
   });
   const selectDigitBits = tuning.selectDigitBits ?? defaultSelectDigitBits;
-  const byRank = tuning.selection === 'rank';
+  const byRank =
+    (tuning.selection ?? (numFull <= rankSelectMaxPages ? 'rank' : 'radix')) === 'rank';
   const select = byRank
     ? ctx.pipelines.get('attention/quest_rank_select', {
         PAGES: rankPages,

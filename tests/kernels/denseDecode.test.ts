@@ -281,8 +281,8 @@ describe('dense decode attention', () => {
       const c = cases.find((x) => x.name === caseName)!;
       const { q, k, v } = inputs(c);
       const row = c.numKvHeads * c.headDim;
-      const kept = (x: Float32Array) =>
-        Float32Array.from([...x.subarray(0, start * row), ...x.subarray((start + length) * row)]);
+      const kept = (x: Float32Array | Float64Array) =>
+        Float64Array.from([...x.subarray(0, start * row), ...x.subarray((start + length) * row)]);
       const pages = pagesFor(c.kvLen, c.pageSize);
       const out = await denseDecodeOnHost(c.noSubgroups ? withoutSubgroups(ctx) : ctx, {
         numHeads: c.numHeads,

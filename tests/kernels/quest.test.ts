@@ -111,7 +111,11 @@ describe('Quest decode', () => {
   // Fewer invocations than pages (several keys each in the radix levels and the compaction) and
   // than bins; both digit widths.
   const selections = [32, 64, 128].flatMap((selectWorkgroupSize) =>
-    ([4, 8] as const).map((selectDigitBits) => ({ selectWorkgroupSize, selectDigitBits })),
+    ([4, 8] as const).map((selectDigitBits) => ({
+      selection: 'radix' as const,
+      selectWorkgroupSize,
+      selectDigitBits,
+    })),
   );
   it.each(selections)(
     'a $selectWorkgroupSize-invocation selection, $selectDigitBits bits a level, picks the reference pages',
@@ -128,17 +132,17 @@ describe('Quest decode', () => {
     },
   );
 
-  // Rank counting lists the same pages by rank; the host sorts them. Every case: ties, budgets of
-  // none and of every page, more pages than one workgroup ranks.
-  it.each(cases)('rank-counting selection, $name: pages and output match', async (c) => {
-    const { gpu, ref } = await runCase(c, c.tokenBudget, { selection: 'rank' });
+  // The cases above have at most 768 complete pages a head, so their selection counts ranks (it
+  // lists pages by rank; the host sorts them); longer caches take the radix select: every case.
+  it.each(cases)('radix selection, $name: pages and output match', async (c) => {
+    const { gpu, ref } = await runCase(c, c.tokenBudget, { selection: 'radix' });
     expect(gpu.selectedPages).toEqual(ref.pages);
     expect(gpu.pagesRead).toBe(ref.pagesRead);
     const { error, magnitude } = maxAbsError(gpu.out, ref.out);
     expect(error).toBeLessThanOrEqual(1e-4 * magnitude);
   });
 
-  it('rank-counting selection: a budget of every page, and keys beyond one staged tile', async () => {
+  it('rank-counting selection: a budget of every page, and keys beyond one staged round', async () => {
     const every = cases.find((x) => x.name === 'many pages, headDim 128')!;
     const all = await runCase(every, pagesFor(every.kvLen, pageSize) * pageSize, {
       selection: 'rank',
@@ -153,8 +157,8 @@ describe('Quest decode', () => {
   // More pages than the key cache holds: every pass reads the bounds from global memory, and a
   // budget of every page takes the compaction-only path that skips the first pass.
   const uncached = [
-    { selectWorkgroupSize: 32, selectDigitBits: 4 as const, selectCacheKeys: 32 },
-    { selectWorkgroupSize: 128, selectDigitBits: 8 as const, selectCacheKeys: 32 },
+    { selection: 'radix' as const, selectWorkgroupSize: 32, selectDigitBits: 4 as const, selectCacheKeys: 32 }, // prettier-ignore
+    { selection: 'radix' as const, selectWorkgroupSize: 128, selectDigitBits: 8 as const, selectCacheKeys: 32 }, // prettier-ignore
   ];
   it.each(uncached)(
     'uncached keys ($selectWorkgroupSize invocations, $selectDigitBits bits): pages and output match',
