@@ -31,10 +31,6 @@ struct Params {
   log2_lambda: f32, // BLASST threshold in the log2 domain; -3.4e38 for lambda = 0 (keep all)
   order: u32, // 0 natural, 1 sink-and-most-recent-first
 #endif
-#if TOKEN_GAP
-  gap_start: u32,
-  gap_len: u32,
-#endif
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -46,9 +42,11 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> part_o: array<vec4<f32>>;
 @group(0) @binding(6) var<storage, read_write> part_ml: array<vec2<f32>>;
 #if TOKEN_GAP
-// Sparse variant (sliding window + sinks): the cache's tokens [gap_start, gap_start + gap_len) are
-// not read; params.kv_len counts the tokens read, and listed token t >= gap_start is cache token
-// t + gap_len.
+// Sparse variant (sliding window + sinks, Ada-SnapKV's compacted cache): KV head g reads every
+// cache token but token_gaps[g] = (start, length, read): listed token t < read is cache token t, or
+// t + length from t >= start on. params.kv_len is the largest `read`, which the splits cover; a
+// split past its head's `read` writes an empty partial (m = -big, l = 0), which the reduce ignores.
+@group(0) @binding(7) var<storage, read> token_gaps: array<vec4<u32>>;
 #endif
 #if PAGE_LIST
 // Sparse variant (Quest): token t is slot t % PAGE_SIZE of logical page
@@ -101,10 +99,11 @@ fn unpack_vec(raw: vec4<u32>) -> array<vec4<f32>, UNITS_PER_VEC> {
 #endif
 }
 
-// The cache token that listed token t is.
-fn cache_token(t: u32) -> u32 {
+// The cache token that KV head kv_head's listed token t is.
+fn cache_token(kv_head: u32, t: u32) -> u32 {
 #if TOKEN_GAP
-  return t + select(0u, params.gap_len, t >= params.gap_start);
+  let gap = token_gaps[kv_head];
+  return t + select(0u, gap.y, t >= gap.x);
 #else
   return t;
 #endif
@@ -188,7 +187,7 @@ fn load_block_k(
   #unroll
   for (var r = 0u; r < UNROLL; r++) {
     let t = min(block * BLOCK + r * ROWS + row, params.kv_len - 1u);
-    let token = cache_token(t);
+    let token = cache_token(kv_head, t);
     let word = kv_row_word(physical_page(kv_head, token), kv_head, token % PAGE_SIZE);
     #unroll
     for (var c = 0u; c < VECS_PER_LANE; c++) {
@@ -206,7 +205,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let lane = lid % LANES;
   let row = lid / LANES;
   let begin = split * params.tokens_per_split;
+#if TOKEN_GAP
+  let end = min(begin + params.tokens_per_split, token_gaps[kv_head].z);
+#else
   let end = min(begin + params.tokens_per_split, params.kv_len);
+#endif
 
   var q: array<vec4<f32>, GROUP * UNITS>;
   var acc: array<vec4<f32>, GROUP * UNITS>;
@@ -319,7 +322,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       #unroll
       for (var r = 0u; r < UNROLL; r++) {
         let t = min(t0 + r * ROWS + row, block_end - 1u);
-        let token = cache_token(t);
+        let token = cache_token(kv_head, t);
         let word = kv_row_word(physical_page(kv_head, token), kv_head, token % PAGE_SIZE);
         #unroll
         for (var c = 0u; c < VECS_PER_LANE; c++) {
@@ -376,7 +379,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     #unroll
     for (var r = 0u; r < UNROLL; r++) {
       let t = min(t0 + r * ROWS + row, end - 1u);
-      let token = cache_token(t);
+      let token = cache_token(kv_head, t);
       let word = kv_row_word(physical_page(kv_head, token), kv_head, token % PAGE_SIZE);
       #unroll
       for (var c = 0u; c < VECS_PER_LANE; c++) {

@@ -173,17 +173,18 @@ export interface DecodePageList {
   listLen: number;
 }
 
-/**
- * Sparse decode (sliding window + sinks): every token but the cache's [start, start + length);
- * params.kvLen then counts the tokens read.
- */
+/** Cache tokens [start, start + length) that a KV head does not read. */
 export interface DecodeTokenGap {
   start: number;
   length: number;
 }
 
-/** Which part of the cache a sparse decode reads (dense decode: all of it). */
-export type DecodeSubset = { pageList: DecodePageList } | { tokenGap: DecodeTokenGap };
+/**
+ * Which part of the cache a sparse decode reads (dense decode: all of it): Quest's page list, or
+ * every token but one gap per KV head (sliding window + sinks; Ada-SnapKV's compacted cache, its
+ * heads' kept tokens apart from the decoded ones); params.kvLen is then the cache's length.
+ */
+export type DecodeSubset = { pageList: DecodePageList } | { tokenGaps: readonly DecodeTokenGap[] };
 
 export function createDenseDecode(
   ctx: GpuContext,
@@ -192,26 +193,25 @@ export function createDenseDecode(
   tuning?: DecodeTuning,
   subset?: DecodeSubset,
 ): DenseDecode {
-  const plan = decodeSplitPlan(ctx, params, tuning);
   const { device } = ctx;
   const { numHeads, numKvHeads, headDim } = params;
   const pageList = subset && 'pageList' in subset ? subset.pageList : undefined;
-  const tokenGap = subset && 'tokenGap' in subset ? subset.tokenGap : undefined;
+  const tokenGaps = subset && 'tokenGaps' in subset ? subset.tokenGaps : undefined;
+  const gapWords = tokenGaps && tokenGapWords(params, tokenGaps);
+  // With gaps the splits cover the tokens of the head that reads the most.
+  const longest = tokenGaps ? params.kvLen - Math.min(...tokenGaps.map((g) => g.length)) : 0;
+  const listed = tokenGaps ? { ...params, kvLen: longest } : params;
+  const plan = decodeSplitPlan(ctx, listed, tuning);
   const split = ctx.pipelines.get('attention/dense_decode', {
     ...decodeSplitDefines(params, plan),
     ...(pageList ? { PAGE_LIST: true, LIST_LEN: pageList.listLen } : {}),
-    ...(tokenGap ? { TOKEN_GAP: true } : {}),
+    ...(gapWords ? { TOKEN_GAP: true } : {}),
   });
+  const gapBuffer = gapWords && createStorageBuffer(device, gapWords, 'decode token gaps');
   const reduce = ctx.pipelines.get('attention/dense_decode_reduce', decodeReduceDefines(headDim));
   const uniforms = createUniformBuffer(
     device,
-    [
-      params.kvLen,
-      plan.tokensPerSplit,
-      plan.numSplits,
-      params.scale * Math.LOG2E,
-      ...(tokenGap ? [tokenGap.start, tokenGap.length] : []),
-    ],
+    [listed.kvLen, plan.tokensPerSplit, plan.numSplits, params.scale * Math.LOG2E],
     [3],
     'dense decode params',
   );
@@ -228,6 +228,7 @@ export function createDenseDecode(
     partO,
     partMl,
     ...(pageList ? [pageList.buffer] : []),
+    ...(gapBuffer ? [gapBuffer] : []),
   ]);
   const reduceGroup = bindGroup(device, reduce, [uniforms, partO, partMl, buffers.out]);
   const dimChunks = reduceDimChunks(headDim);
@@ -240,8 +241,26 @@ export function createDenseDecode(
       pass.setBindGroup(0, reduceGroup);
       pass.dispatchWorkgroups(dimChunks, numHeads);
     },
-    scratch: [uniforms, partO, partMl],
+    scratch: [uniforms, partO, partMl, ...(gapBuffer ? [gapBuffer] : [])],
   };
+}
+
+/** (start, length, tokens read, 0) per KV head, as dense_decode.wgsl's token_gaps. */
+function tokenGapWords(params: DecodeParams, gaps: readonly DecodeTokenGap[]): Uint32Array {
+  if (gaps.length !== params.numKvHeads) {
+    throw new Error(`dense decode: ${gaps.length} token gaps for ${params.numKvHeads} KV heads`);
+  }
+  const words = new Uint32Array(4 * gaps.length);
+  gaps.forEach(({ start, length }, g) => {
+    const read = params.kvLen - length;
+    if (!(start >= 0 && length >= 0 && start + length <= params.kvLen && read >= 1)) {
+      throw new Error(
+        `dense decode: KV head ${g}'s gap [${start}, ${start + length}) does not fit`,
+      );
+    }
+    words.set([start, length, read, 0], 4 * g);
+  });
+  return words;
 }
 
 /** Allocates the partials once; the returned function encodes the split and reduce dispatches. */
@@ -264,8 +283,8 @@ export interface HostDecodeInput extends DecodeParams {
 }
 
 export interface HostDenseDecodeInput extends HostDecodeInput {
-  /** Tokens of the kvLen in the cache not to read (sliding window + sinks). */
-  tokenGap?: DecodeTokenGap;
+  /** Per KV head, the cache tokens not to read (sliding window + sinks). */
+  tokenGaps?: readonly DecodeTokenGap[];
 }
 
 /** Uploads, runs once and reads back out[head][dim]: for tests and the self-check. */
@@ -274,7 +293,7 @@ export async function denseDecodeOnHost(
   input: HostDenseDecodeInput,
 ): Promise<Float32Array> {
   const { device } = ctx;
-  const { kvLen, kv, numHeads, headDim, tokenGap } = input;
+  const { kvLen, kv, numHeads, headDim, tokenGaps } = input;
   const pageTable =
     input.pageTable ?? Uint32Array.from({ length: pagesFor(kvLen, kv.pageSize) }, (_, i) => i);
   const kPool = packPagedPool(input.k, kvLen, kv, pageTable).data;
@@ -286,11 +305,7 @@ export async function denseDecodeOnHost(
     pageTable: createStorageBuffer(device, pageTable, 'decode page table'),
     out: createEmptyBuffer(device, numHeads * headDim * 4, 'decode out'),
   };
-  const decode = tokenGap
-    ? createDenseDecode(ctx, { ...input, kvLen: kvLen - tokenGap.length }, buffers, undefined, {
-        tokenGap,
-      })
-    : createDenseDecode(ctx, input, buffers);
+  const decode = createDenseDecode(ctx, input, buffers, undefined, tokenGaps && { tokenGaps });
   const encoder = device.createCommandEncoder();
   const pass = encoder.beginComputePass();
   decode.record(pass);

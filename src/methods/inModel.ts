@@ -261,8 +261,8 @@ export function densePrefillOp(ctx: GpuContext, call: AttentionCall): AttentionO
 }
 
 /**
- * Dense split decode over `kvLen` tokens of the given pools, all of them or all but a gap (sliding
- * window + sinks); counts the tokens it reads per KV head.
+ * Dense split decode over `kvLen` tokens of the given pools, all of them or all but one gap per KV
+ * head (sliding window + sinks, Ada-SnapKV); counts the tokens it reads per KV head.
  */
 export function denseDecodeOp(
   ctx: GpuContext,
@@ -271,27 +271,27 @@ export function denseDecodeOp(
     ...call,
     kvLen: call.qStart + 1,
   },
-  tokenGap?: DecodeTokenGap,
+  tokenGaps?: readonly DecodeTokenGap[],
 ): AttentionOp {
-  const read = pools.kvLen - (tokenGap?.length ?? 0);
-  const params = { ...decodeParams(call), kvLen: read };
+  const heads = call.shape.numKvHeads;
+  const read = Array.from({ length: heads }, (_, g) => pools.kvLen - (tokenGaps?.[g].length ?? 0));
+  const params = { ...decodeParams(call), kvLen: pools.kvLen };
   const buffers = {
     ...attentionBuffers(call),
     kPool: pools.kPool,
     vPool: pools.vPool,
     pageTable: pools.pageTable,
   };
-  const decode = createDenseDecode(ctx, params, buffers, undefined, tokenGap && { tokenGap });
-  const heads = call.shape.numKvHeads;
+  const decode = createDenseDecode(ctx, params, buffers, undefined, tokenGaps && { tokenGaps });
   const full = call.qStart + 1;
   return {
     record: decode.record,
     dispose: () => decode.scratch.forEach((b) => b.destroy()),
     readCount: async () => ({
       unit: 'tokens',
-      touched: heads * read,
+      touched: read.reduce((a, b) => a + b, 0),
       total: heads * full,
-      perHead: { touched: Array(heads).fill(read), total: Array(heads).fill(full) },
+      perHead: { touched: read, total: Array(heads).fill(full) },
     }),
   };
 }

@@ -136,8 +136,8 @@ async function runDecode(
     dtype: input.kvDtype ?? 'f32',
   };
   const start = performance.now();
-  const tokenGap = gap.length > 0 ? gap : undefined;
-  const out = await denseDecodeOnHost(ctx, { ...input, kv, kvLen, tokenGap });
+  const tokenGaps = gap.length > 0 ? Array(input.numKvHeads).fill(gap) : undefined;
+  const out = await denseDecodeOnHost(ctx, { ...input, kv, kvLen, tokenGaps });
   const kernelMs = performance.now() - start;
   const touched = (kvLen - gap.length) * input.numKvHeads;
   const total = kvLen * input.numKvHeads;
@@ -179,7 +179,8 @@ export const slidingWindowMethod: SparseMethod = {
     prefill: (ctx, p, call) => blockSparseOp(ctx, call, () => plan(maskShapeOf(call), p)),
     decode: (ctx, p, call) => {
       const gap = gapOf(call.qStart + 1, p);
-      return denseDecodeOp(ctx, call, undefined, gap.length > 0 ? gap : undefined);
+      const gaps = gap.length > 0 ? Array(call.shape.numKvHeads).fill(gap) : undefined;
+      return denseDecodeOp(ctx, call, undefined, gaps);
     },
   },
 };

@@ -12,16 +12,14 @@ import {
   type SnapKVSelectOptions,
 } from '../kernels/snapKV';
 import {
-  blockSparseOp,
   denseDecodeOp,
   prefillParams,
   readU32,
   sumOf,
-  type AttentionOp,
   type InModelAttention,
   type LayerState,
 } from './inModel';
-import { blockMaskFromMaskMod, numKeysOf } from './reference/masks';
+import { numKeysOf } from './reference/masks';
 import {
   compactedDecode,
   snapKV,
@@ -217,9 +215,8 @@ interface EvictionState extends LayerState {
  * decode uses. Each decode step appends its token's K and V at slot keptStride + t (the same slot
  * for every head) and attends over the compacted cache: SnapKV heads all keep keptStride tokens,
  * so the dense decode kernel runs with kvLen = keptStride + t + 1. Ada-SnapKV heads keep different
- * counts, and the dense decode kernel takes one length for all heads, so the gap between a head's
- * kept tokens and slot keptStride is masked instead: the block-sparse kernel with a per-head
- * bitset mask (kept slots and decoded slots), which skips the blocks that are only gap. Counts:
+ * counts: the same kernel skips, per KV head, the slots between its kept tokens and keptStride (a
+ * token gap), so each head reads only its kept and decoded tokens. Counts:
  * the tokens each KV head attends (its kept prompt tokens plus the decoded ones) against the full
  * cache, as the reference's units.
  */
@@ -302,22 +299,14 @@ export function evictionInModel(
           vPool: pools.vPool,
         },
       );
-      const compacted = {
-        ...call,
-        kPool: pools.kPool,
-        vPool: pools.vPool,
-        pageTable: pools.pageTable,
-      };
-      const { numHeads, numKvHeads } = call.shape;
-      const group = numHeads / numKvHeads;
-      const attend: AttentionOp = lengths.every((n) => n === keptStride)
-        ? denseDecodeOp(ctx, call, { ...pools, kvLen: slot + 1 })
-        : blockSparseOp(ctx, { ...compacted, qStart: slot }, () =>
-            blockMaskFromMaskMod(
-              { numHeads, numQueries: 1, qStart: slot, blockQ: 16, blockK: 16 },
-              (_b, h, _q, key) => key < lengths[Math.floor(h / group)] || key >= keptStride,
-            ),
-          );
+      // Each KV head skips the slots between its kept tokens and keptStride (none for SnapKV).
+      const gaps = lengths.map((n) => ({ start: n, length: keptStride - n }));
+      const attend = denseDecodeOp(
+        ctx,
+        call,
+        { ...pools, kvLen: slot + 1 },
+        gaps.some((gap) => gap.length > 0) ? gaps : undefined,
+      );
       const touched = lengths.map((n) => n + t + 1);
       const total = touched.map(() => call.qStart + 1);
       return {

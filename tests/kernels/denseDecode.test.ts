@@ -295,7 +295,7 @@ describe('dense decode attention', () => {
         k,
         v,
         pageTable: shuffledPageTable(pages, c.seed),
-        tokenGap: { start, length },
+        tokenGaps: Array(c.numKvHeads).fill({ start, length }),
       });
       const f16 = c.dtype === 'f16';
       const read = { ...c, kvLen: c.kvLen - length };
@@ -314,6 +314,65 @@ describe('dense decode attention', () => {
       }
     },
   );
+
+  // Ada-SnapKV's compacted cache: each KV head skips its own gap, so the heads read different
+  // counts and the splits past a head's count hold nothing of it. f16 and the fallback, and f32.
+  it.each([
+    { caseName: 'group 4, many splits', noSubgroups: false },
+    { caseName: 'fallback, group 4 f16', noSubgroups: true },
+    { caseName: 'group 8, page 64', noSubgroups: false },
+  ])('$caseName: a gap of its own per KV head', async ({ caseName, noSubgroups }) => {
+    const c = { ...cases.find((x) => x.name === caseName)!, numKvHeads: 2 };
+    c.numHeads = c.numKvHeads * (caseName.startsWith('group 8') ? 8 : 4);
+    const { q, k, v } = inputs(c);
+    const group = c.numHeads / c.numKvHeads;
+    // Head 0 reads 30 tokens (20 kept, 10 decoded), head 1 the whole cache.
+    const gaps = [
+      { start: 20, length: c.kvLen - 30 },
+      { start: 0, length: 0 },
+    ];
+    const scale = defaultScale(c.headDim);
+    const out = await denseDecodeOnHost(noSubgroups ? withoutSubgroups(ctx) : ctx, {
+      ...c,
+      scale,
+      kv: { pageSize: c.pageSize, numKvHeads: c.numKvHeads, headDim: c.headDim, dtype: c.dtype },
+      q,
+      k,
+      v,
+      pageTable: shuffledPageTable(pagesFor(c.kvLen, c.pageSize), c.seed),
+      tokenGaps: gaps,
+    });
+    const f16 = c.dtype === 'f16';
+    const [kKv, vKv] = [k, v].map((x) => (f16 ? roundToFloat16(x) : x));
+    gaps.forEach(({ start, length }, g) => {
+      // KV head g alone, its tokens outside the gap, its group's query heads.
+      const tokens = Array.from({ length: c.kvLen }, (_, t) => t).filter(
+        (t) => t < start || t >= start + length,
+      );
+      const rows = (x: ArrayLike<number>) =>
+        Float64Array.from(
+          tokens.flatMap((t) => {
+            const at = (t * c.numKvHeads + g) * c.headDim;
+            return Array.from({ length: c.headDim }, (_, d) => x[at + d]);
+          }),
+        );
+      const heads = q.subarray(g * group * c.headDim, (g + 1) * group * c.headDim);
+      const expected = attentionReference({
+        numHeads: group,
+        numKvHeads: 1,
+        headDim: c.headDim,
+        q: heads,
+        k: rows(kKv),
+        v: rows(vKv),
+        numQueries: 1,
+        qStart: tokens.length - 1,
+        scale,
+      });
+      const got = out.subarray(g * group * c.headDim, (g + 1) * group * c.headDim);
+      const { error, magnitude } = maxAbsError(got, expected);
+      expect(error, `KV head ${g}`).toBeLessThanOrEqual(1e-4 * magnitude);
+    });
+  });
 
   it('the peaked cases really have scores far beyond exp overflow', () => {
     const c = cases.find((x) => x.name === 'scores > 100 f32')!;
