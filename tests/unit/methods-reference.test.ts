@@ -20,6 +20,7 @@ import {
   orMasks,
   rowEntries,
   rowKeep,
+  verticalSlashMask,
   type BlockMask,
   type MaskMod,
 } from '../../src/methods/reference/masks';
@@ -147,6 +148,28 @@ describe('block masks', () => {
     const rule = slidingWindow(shape, { window: 5, sinks: 2, blockQ: 4, blockK: 8 });
     expect(keptSet(fromMod, 0)).toEqual(keptSet(rule, 0));
     expect(blockCounts(fromMod)).toEqual(blockCounts(rule));
+  });
+
+  it('vertical-slash masks equal the mask_mod conversion, heads alike (one classified) or not', () => {
+    const shape = { numHeads: 3, numQueries: 30, qStart: 3, blockQ: 4, blockK: 8 };
+    const columns = (h: number) => (h === 1 ? [0, 1, 17] : [0, 1]);
+    const diagonals = () => [0, 1, 2, 3, 4, 9];
+    const cases = [
+      { alike: true, cols: () => [0, 1] },
+      { alike: false, cols: columns },
+    ];
+    for (const { alike, cols } of cases) {
+      const mask = verticalSlashMask(shape, cols, diagonals);
+      const fromMod = blockMaskFromMaskMod(
+        shape,
+        (_b, h, q, kv) => cols(h).includes(kv) || diagonals().includes(q - kv),
+      );
+      for (let h = 0; h < 3; h++)
+        expect(keptSet(mask, h), `alike ${alike}`).toEqual(keptSet(fromMod, h));
+      expect(blockCounts(mask)).toEqual(blockCounts(fromMod));
+      expect(Array.from(mask.rowStart)).toEqual(Array.from(fromMod.rowStart));
+      expect(Array.from(mask.blockKind)).toEqual(Array.from(fromMod.blockKind));
+    }
   });
 
   it('recall and output match a hand computation', () => {

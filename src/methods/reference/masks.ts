@@ -265,12 +265,30 @@ export function verticalSlashMask(
     diagonals: diagonalBits,
   };
   const { qStart } = geometry;
-  return classify(
-    geometry,
-    rule,
-    (h, i, j) =>
-      getBit(columnBits, h * keyWords, j) || getBit(diagonalBits, h * keyWords, qStart + i - j),
-  );
+  const keep = (h: number, i: number, j: number) =>
+    getBit(columnBits, h * keyWords, j) || getBit(diagonalBits, h * keyWords, qStart + i - j);
+  if (!sameForEveryHead(columnBits, keyWords) || !sameForEveryHead(diagonalBits, keyWords)) {
+    return classify(geometry, rule, keep);
+  }
+  // Every head keeps the same (sliding window + sinks): classify one head's elements, copy its rows.
+  const one = classify({ ...geometry, numHeads: 1 }, rule, keep);
+  const entries = one.keyBlock.length;
+  const mask = emptyMask(geometry, entries * geometry.numHeads, rule);
+  const rows = one.numQueryBlocks;
+  for (let h = 0; h < geometry.numHeads; h++) {
+    mask.keyBlock.set(one.keyBlock, h * entries);
+    mask.blockKind.set(one.blockKind, h * entries);
+    for (let qb = 0; qb < rows; qb++) {
+      mask.rowStart[h * rows + qb + 1] = h * entries + one.rowStart[qb + 1];
+    }
+  }
+  return mask;
+}
+
+/** Whether every head's words (`stride` a head) equal head 0's. */
+function sameForEveryHead(words: Uint32Array, stride: number): boolean {
+  for (let i = stride; i < words.length; i++) if (words[i] !== words[i % stride]) return false;
+  return true;
 }
 
 /** The kept key blocks of (h, qb) as entries [start, end) of the CSR arrays. */
