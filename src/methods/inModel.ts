@@ -165,6 +165,24 @@ export async function readU32(
   return new Uint32Array(await readBuffer(ctx.device, buffer, Math.max(1, count) * 4), 0, count);
 }
 
+let lastPlanned: { key: string; mask: BlockMask } | null = null;
+
+/**
+ * The mask `plan` builds, or the one the last call with the same key built: every layer of a step
+ * plans the same position-only mask (sliding window, a mask_mod, which FlexAttention's convention
+ * takes to be pure), and building it on the CPU can take seconds at long contexts.
+ */
+export function plannedOnce(
+  method: string,
+  shape: MaskShape,
+  params: MethodParams,
+  plan: () => BlockMask,
+): BlockMask {
+  const key = JSON.stringify([method, shape.numHeads, shape.numQueries, shape.qStart, params]);
+  if (lastPlanned?.key !== key) lastPlanned = { key, mask: plan() };
+  return lastPlanned.mask;
+}
+
 /** What the plan of a block-sparse op does: dispatches, then the mask read back after them. */
 export interface MaskPlan {
   record: RecordDispatches;

@@ -5,7 +5,13 @@
  */
 import type { GpuContext } from '../gpu/context';
 import { denseDecodeOnHost } from '../kernels/denseDecode';
-import { blockSparseOp, denseDecodeOp, maskShapeOf } from './inModel';
+import {
+  blockSparseOp,
+  denseDecodeOp,
+  maskShapeOf,
+  plannedOnce,
+  type AttentionCall,
+} from './inModel';
 import { causalTotal, type MaskShape } from './reference/masks';
 import { closestOnDecreasing } from './reference/select';
 import {
@@ -155,6 +161,12 @@ async function runDecode(
   };
 }
 
+/** The call's mask, built once for all the layers of a step. */
+function plannedMask(method: string, call: AttentionCall, p?: Partial<MethodParams>) {
+  const shape = maskShapeOf(call);
+  return plannedOnce(method, shape, resolveParams(params, p), () => plan(shape, p));
+}
+
 export const slidingWindowMethod: SparseMethod = {
   name: 'sliding_window',
   label: 'Sliding window + sinks',
@@ -176,7 +188,8 @@ export const slidingWindowMethod: SparseMethod = {
       ? runDecode(ctx, input, p)
       : runPlannedMask(ctx, input, () => plan(input, p)),
   inModel: {
-    prefill: (ctx, p, call) => blockSparseOp(ctx, call, () => plan(maskShapeOf(call), p)),
+    prefill: (ctx, p, call) =>
+      blockSparseOp(ctx, call, () => plannedMask('sliding_window', call, p)),
     decode: (ctx, p, call) => {
       const gap = gapOf(call.qStart + 1, p);
       const gaps = gap.length > 0 ? Array(call.shape.numKvHeads).fill(gap) : undefined;

@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { plannedOnce } from '../../src/methods/inModel';
+import { denseMask } from '../../src/methods/reference/masks';
 import { METHODS, methodsFor } from '../../src/methods/registry';
 import { resolveParams } from '../../src/methods/types';
 import { resolveAttention, resolveMethod } from '../../src/model/runtime/attention';
@@ -79,5 +81,25 @@ describe('the model runtime resolves methods through the registry', () => {
     expect(() => resolveMethod('decode', { name: 'dense', params: { window: 3 } })).toThrow(
       `decode method 'dense': unknown parameter "window" (known: none)`,
     );
+  });
+});
+
+describe('position-only masks are planned once for the layers of a step', () => {
+  it('reuses the last mask for the same method, shape and params, and rebuilds on any change', () => {
+    let builds = 0;
+    const shape = { numHeads: 2, numQueries: 8, qStart: 0 };
+    const plan = (s: typeof shape) => () => {
+      builds++;
+      return denseMask({ ...s, blockQ: 4, blockK: 4 });
+    };
+    const first = plannedOnce('sliding_window', shape, { window: 4 }, plan(shape));
+    expect(plannedOnce('sliding_window', shape, { window: 4 }, plan(shape))).toBe(first);
+    expect(builds).toBe(1);
+    plannedOnce('sliding_window', shape, { window: 5 }, plan(shape));
+    plannedOnce('user_pattern', shape, { window: 5 }, plan(shape));
+    const longer = { ...shape, qStart: 8 };
+    const rebuilt = plannedOnce('user_pattern', longer, { window: 5 }, plan(longer));
+    expect(builds).toBe(4);
+    expect(rebuilt.qStart).toBe(8);
   });
 });
