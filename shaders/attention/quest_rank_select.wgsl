@@ -12,18 +12,7 @@
 // (invocations of one subgroup read PAGES-apart slots of few words: broadcasts).
 // Defines: PAGES, LANES (WORKGROUP_SIZE = PAGES * LANES), TILE.
 
-#include "common/order_key"
-
-struct Params {
-  num_full: u32,
-  budget: u32,
-  list_len: u32,
-}
-
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> bounds: array<f32>;
-@group(0) @binding(2) var<storage, read_write> page_list: array<u32>;
-@group(0) @binding(3) var<storage, read_write> page_count: array<u32>;
+#include "common/quest_selection"
 
 const WORKGROUP_SIZE = PAGES * LANES;
 

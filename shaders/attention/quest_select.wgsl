@@ -15,16 +15,7 @@
 // kept in workgroup memory for every level and the compaction (32K tokens: 2047 pages, 8 KiB).
 // Defines: WORKGROUP_SIZE (a power of two >= 32), CACHE_KEYS (> 0), DIGIT_BITS (4 or 8).
 
-struct Params {
-  num_full: u32,
-  budget: u32,
-  list_len: u32,
-}
-
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> bounds: array<f32>;
-@group(0) @binding(2) var<storage, read_write> page_list: array<u32>;
-@group(0) @binding(3) var<storage, read_write> page_count: array<u32>;
+#include "common/quest_selection"
 
 const BINS = 1u << DIGIT_BITS;
 // The search for the threshold bin sums bins in groups of 16.
@@ -43,7 +34,6 @@ var<workgroup> key_high: atomic<u32>;
 var<workgroup> start: array<u32, 2>;
 var<workgroup> cached_keys: array<u32, CACHE_KEYS>;
 
-#include "common/order_key"
 
 // The order key of entry i of this KV head's bounds (from workgroup memory when cached).
 fn key_at(base: u32, i: u32, cached: bool) -> u32 {

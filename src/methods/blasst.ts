@@ -24,6 +24,7 @@ import { measuredSparsity } from './reference/masks';
 import {
   blockUnits,
   checkSparsity,
+  gpuKvLayout,
   MAX_SPARSITY,
   meanOf,
   numberParam,
@@ -195,12 +196,7 @@ export const blasstMethod: SparseMethod = {
       lambda: numberParam(resolved, 'lambda'),
       order: stringParam(resolved, 'order') as BlasstOrder,
     };
-    const kv = {
-      pageSize: input.pageSize ?? 16,
-      numKvHeads: input.numKvHeads,
-      headDim: input.headDim,
-      dtype: input.kvDtype ?? 'f32',
-    };
+    const kv = gpuKvLayout(input);
     const start = performance.now();
     const result =
       input.numQueries === 1

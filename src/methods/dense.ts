@@ -6,6 +6,7 @@ import { ceilDiv, denseMask, numKeysOf } from './reference/masks';
 import {
   blockUnits,
   checkSparsity,
+  gpuKvLayout,
   referenceFromMask,
   resolveParams,
   type MethodInput,
@@ -60,13 +61,8 @@ export const denseMethod: SparseMethod = {
   },
   async run(ctx, input, params) {
     resolveParams([], params);
-    const pageSize = input.pageSize ?? DECODE_PAGE;
-    const kv = {
-      pageSize,
-      numKvHeads: input.numKvHeads,
-      headDim: input.headDim,
-      dtype: input.kvDtype ?? 'f32',
-    };
+    const kv = gpuKvLayout(input);
+    const { pageSize } = kv;
     const start = performance.now();
     const decode = input.numQueries === 1;
     const out = decode

@@ -22,6 +22,7 @@ import {
 } from './reference/slidingWindow';
 import {
   checkSparsity,
+  gpuKvLayout,
   numberParam,
   referenceFromMask,
   resolveParams,
@@ -135,12 +136,7 @@ async function runDecode(
   const planStart = performance.now();
   const gap = gapOf(kvLen, p);
   const plannerMs = performance.now() - planStart;
-  const kv = {
-    pageSize: input.pageSize ?? 16,
-    numKvHeads: input.numKvHeads,
-    headDim: input.headDim,
-    dtype: input.kvDtype ?? 'f32',
-  };
+  const kv = gpuKvLayout(input);
   const start = performance.now();
   const tokenGaps = gap.length > 0 ? Array(input.numKvHeads).fill(gap) : undefined;
   const out = await denseDecodeOnHost(ctx, { ...input, kv, kvLen, tokenGaps });

@@ -29,6 +29,7 @@ import {
 } from './reference/snapKV';
 import {
   checkSparsity,
+  gpuKvLayout,
   meanOf,
   numberParam,
   requireDecode,
@@ -158,12 +159,7 @@ export async function runEviction(
       numKvHeads: input.numKvHeads,
       headDim: input.headDim,
       scale: input.scale,
-      kv: {
-        pageSize: input.pageSize ?? 16,
-        numKvHeads: input.numKvHeads,
-        headDim: input.headDim,
-        dtype: input.kvDtype ?? 'f32',
-      },
+      kv: gpuKvLayout(input),
       q,
       k: input.k,
       v: input.v,

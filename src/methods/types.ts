@@ -56,7 +56,7 @@
 import type { GpuContext } from '../gpu/context';
 import type { ReferenceInput } from '../kernels/attention.reference';
 import { blockSparsePrefillOnHost } from '../kernels/blockSparsePrefill';
-import type { AttentionShape, KvDtype } from '../kernels/layout';
+import type { AttentionShape, KvDtype, PagedKvLayout } from '../kernels/layout';
 import type { InModelAttention } from './inModel';
 import { blockCounts, measuredSparsity, type BlockMask } from './reference/masks';
 import { sparseAttention } from './reference/sparseAttention';
@@ -154,6 +154,16 @@ export interface MethodGpuInput extends MethodInput {
   /** Paged KV cache format for the kernels; f32 and 16-token pages when absent. */
   kvDtype?: KvDtype;
   pageSize?: number;
+}
+
+/** The paged KV cache a GPU run packs its input into (f32 and 16-token pages by default). */
+export function gpuKvLayout(input: MethodGpuInput): PagedKvLayout {
+  return {
+    pageSize: input.pageSize ?? 16,
+    numKvHeads: input.numKvHeads,
+    headDim: input.headDim,
+    dtype: input.kvDtype ?? 'f32',
+  };
 }
 
 export interface MethodGpuStats {
@@ -319,12 +329,7 @@ export async function runPlannedMask(
     ctx,
     {
       ...input,
-      kv: {
-        pageSize: input.pageSize ?? 16,
-        numKvHeads: input.numKvHeads,
-        headDim: input.headDim,
-        dtype: input.kvDtype ?? 'f32',
-      },
+      kv: gpuKvLayout(input),
     },
     mask,
   );
