@@ -34,7 +34,6 @@ var<workgroup> key_high: atomic<u32>;
 var<workgroup> start: array<u32, 2>;
 var<workgroup> cached_keys: array<u32, CACHE_KEYS>;
 
-
 // The order key of entry i of this KV head's bounds (from workgroup memory when cached).
 fn key_at(base: u32, i: u32, cached: bool) -> u32 {
   if (cached) {

@@ -196,7 +196,9 @@ export function createDenseDecode(
   const { device } = ctx;
   const { numHeads, numKvHeads, headDim } = params;
   const pageList = subset && 'pageList' in subset ? subset.pageList : undefined;
-  const tokenGaps = subset && 'tokenGaps' in subset ? subset.tokenGaps : undefined;
+  // Gaps of no token read the whole cache: plain dense decode.
+  const gapsGiven = subset && 'tokenGaps' in subset ? subset.tokenGaps : undefined;
+  const tokenGaps = gapsGiven?.some((gap) => gap.length > 0) ? gapsGiven : undefined;
   const gapWords = tokenGaps && tokenGapWords(params, tokenGaps);
   // With gaps the splits cover the tokens of the head that reads the most.
   const longest = tokenGaps ? params.kvLen - Math.min(...tokenGaps.map((g) => g.length)) : 0;

@@ -176,10 +176,10 @@ export function plannedOnce(
   method: string,
   shape: MaskShape,
   params: MethodParams,
-  plan: () => BlockMask,
+  plan: (shape: MaskShape) => BlockMask,
 ): BlockMask {
   const key = JSON.stringify([method, shape.numHeads, shape.numQueries, shape.qStart, params]);
-  if (lastPlanned?.key !== key) lastPlanned = { key, mask: plan() };
+  if (lastPlanned?.key !== key) lastPlanned = { key, mask: plan(shape) };
   return lastPlanned.mask;
 }
 

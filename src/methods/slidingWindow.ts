@@ -5,13 +5,7 @@
  */
 import type { GpuContext } from '../gpu/context';
 import { denseDecodeOnHost } from '../kernels/denseDecode';
-import {
-  blockSparseOp,
-  denseDecodeOp,
-  maskShapeOf,
-  plannedOnce,
-  type AttentionCall,
-} from './inModel';
+import { blockSparseOp, denseDecodeOp, maskShapeOf, plannedOnce } from './inModel';
 import { causalTotal, type MaskShape } from './reference/masks';
 import { closestOnDecreasing } from './reference/select';
 import {
@@ -138,7 +132,7 @@ async function runDecode(
   const plannerMs = performance.now() - planStart;
   const kv = gpuKvLayout(input);
   const start = performance.now();
-  const tokenGaps = gap.length > 0 ? Array(input.numKvHeads).fill(gap) : undefined;
+  const tokenGaps = Array(input.numKvHeads).fill(gap);
   const out = await denseDecodeOnHost(ctx, { ...input, kv, kvLen, tokenGaps });
   const kernelMs = performance.now() - start;
   const touched = (kvLen - gap.length) * input.numKvHeads;
@@ -155,12 +149,6 @@ async function runDecode(
       kernelMs,
     },
   };
-}
-
-/** The call's mask, built once for all the layers of a step. */
-function plannedMask(method: string, call: AttentionCall, p?: Partial<MethodParams>) {
-  const shape = maskShapeOf(call);
-  return plannedOnce(method, shape, resolveParams(params, p), () => plan(shape, p));
 }
 
 export const slidingWindowMethod: SparseMethod = {
@@ -185,11 +173,14 @@ export const slidingWindowMethod: SparseMethod = {
       : runPlannedMask(ctx, input, () => plan(input, p)),
   inModel: {
     prefill: (ctx, p, call) =>
-      blockSparseOp(ctx, call, () => plannedMask('sliding_window', call, p)),
+      blockSparseOp(ctx, call, () =>
+        plannedOnce('sliding_window', maskShapeOf(call), resolveParams(params, p), (shape) =>
+          plan(shape, p),
+        ),
+      ),
     decode: (ctx, p, call) => {
       const gap = gapOf(call.qStart + 1, p);
-      const gaps = gap.length > 0 ? Array(call.shape.numKvHeads).fill(gap) : undefined;
-      return denseDecodeOp(ctx, call, undefined, gaps);
+      return denseDecodeOp(ctx, call, undefined, Array(call.shape.numKvHeads).fill(gap));
     },
   },
 };

@@ -17,7 +17,7 @@
  * their own tab. Errors (syntax, runtime, a non-boolean result) become UserPatternError with the
  * line number in the user's source where the engine tells it.
  */
-import { blockSparseOp, maskShapeOf, plannedOnce, type AttentionCall } from './inModel';
+import { blockSparseOp, maskShapeOf, plannedOnce, type InModelAttention } from './inModel';
 import { blockMaskFromMaskMod, type MaskMod, type MaskShape } from './reference/masks';
 import { windowForSparsity } from './slidingWindow';
 import {
@@ -280,11 +280,13 @@ function plan(input: MaskShape, p?: Partial<MethodParams>) {
   );
 }
 
-/** The call's mask, built once for all the layers of a step. */
-function plannedMask(method: string, call: AttentionCall, p?: Partial<MethodParams>) {
-  const shape = maskShapeOf(call);
-  return plannedOnce(method, shape, resolveParams(params, p), () => plan(shape, p));
-}
+/** Both phases: the block-sparse kernel on the mask, built once for all the layers of a step. */
+const blockSparseInModel: NonNullable<InModelAttention['prefill']> = (ctx, p, call) =>
+  blockSparseOp(ctx, call, () =>
+    plannedOnce('user_pattern', maskShapeOf(call), resolveParams(params, p), (shape) =>
+      plan(shape, p),
+    ),
+  );
 
 export const userPatternMethod: SparseMethod = {
   name: 'user_pattern',
@@ -307,8 +309,5 @@ export const userPatternMethod: SparseMethod = {
   reference: (input, p) => referenceFromMask(input, plan(input, p)),
   planner: 'cpu',
   run: (ctx, input, p) => runPlannedMask(ctx, input, () => plan(input, p)),
-  inModel: {
-    prefill: (ctx, p, call) => blockSparseOp(ctx, call, () => plannedMask('user_pattern', call, p)),
-    decode: (ctx, p, call) => blockSparseOp(ctx, call, () => plannedMask('user_pattern', call, p)),
-  },
+  inModel: { prefill: blockSparseInModel, decode: blockSparseInModel },
 };

@@ -88,17 +88,17 @@ describe('position-only masks are planned once for the layers of a step', () => 
   it('reuses the last mask for the same method, shape and params, and rebuilds on any change', () => {
     let builds = 0;
     const shape = { numHeads: 2, numQueries: 8, qStart: 0 };
-    const plan = (s: typeof shape) => () => {
+    const plan = (s: typeof shape) => {
       builds++;
       return denseMask({ ...s, blockQ: 4, blockK: 4 });
     };
-    const first = plannedOnce('sliding_window', shape, { window: 4 }, plan(shape));
-    expect(plannedOnce('sliding_window', shape, { window: 4 }, plan(shape))).toBe(first);
+    const first = plannedOnce('sliding_window', shape, { window: 4 }, plan);
+    expect(plannedOnce('sliding_window', shape, { window: 4 }, plan)).toBe(first);
     expect(builds).toBe(1);
-    plannedOnce('sliding_window', shape, { window: 5 }, plan(shape));
-    plannedOnce('user_pattern', shape, { window: 5 }, plan(shape));
+    plannedOnce('sliding_window', shape, { window: 5 }, plan);
+    plannedOnce('user_pattern', shape, { window: 5 }, plan);
     const longer = { ...shape, qStart: 8 };
-    const rebuilt = plannedOnce('user_pattern', longer, { window: 5 }, plan(longer));
+    const rebuilt = plannedOnce('user_pattern', longer, { window: 5 }, plan);
     expect(builds).toBe(4);
     expect(rebuilt.qStart).toBe(8);
   });
