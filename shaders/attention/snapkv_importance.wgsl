@@ -1,61 +1,33 @@
 // SnapKV / Ada-SnapKV importance (src/methods/reference/snapKV.ts windowImportance): per KV head g
 // and key x, the softmax weights p(r, h, x) of the last `rows` prompt queries r and the group's
-// query heads h (planner_vs_stats gives each (head, row) softmax max and sum), reduced in the
-// reference's order (rows ascending, then heads): MAX_REDUCE takes the maximum, otherwise the sum
-// of p / group. Keys past a row's causal range add nothing. importance[g * num_keys + x].
-// Invocation (x: key, y: KV head). Defines: HEAD_DIM, NUM_KV_HEADS, PAGE_SIZE, KV_F16, WG,
-// MAX_REDUCE.
-struct Params {
-  num_queries: u32,
-  q_start: u32,
-  num_heads: u32,
-  group_size: u32,
-  rows: u32,
-  scale: f32,
-  num_keys: u32,
-}
+// query heads h, from the scaled scores and statistics of a batch of whole groups
+// (common/vs_estimate, planner_vs_stats), reduced in the reference's order (rows ascending, then
+// heads): MAX_REDUCE takes the maximum, otherwise the sum of p / group. Keys past a row's causal
+// range add nothing. importance[g * num_keys + x].
+// Invocation (x: key, y: KV head of the batch). Defines: WG, MAX_REDUCE.
+#include "common/vs_estimate"
 
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> q_in: array<f32>;
-#if KV_F16
-@group(0) @binding(2) var<storage, read> k_pool: array<u32>;
-#else
-@group(0) @binding(2) var<storage, read> k_pool: array<f32>;
-#endif
-@group(0) @binding(3) var<storage, read> page_table: array<u32>;
-@group(0) @binding(4) var<storage, read> stats: array<f32>;
-@group(0) @binding(5) var<storage, read_write> importance: array<f32>;
-
-#include "attention/planner_kv"
+@group(0) @binding(1) var<storage, read> scaled: array<f32>;
+@group(0) @binding(2) var<storage, read> stats: array<f32>;
+@group(0) @binding(3) var<storage, read_write> importance: array<f32>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let x = gid.x;
-  let kv_head = gid.y;
+  let local_kv_head = gid.y;
   if (x >= params.num_keys) {
     return;
   }
-  var k_row: array<f32, HEAD_DIM>;
-  for (var d = 0u; d < HEAD_DIM; d++) {
-    k_row[d] = planner_k(x, kv_head, d);
-  }
-  let first_row = params.num_queries - params.rows;
   let group = f32(params.group_size);
   var acc = 0.0;
   for (var r = 0u; r < params.rows; r++) {
-    let pos = params.q_start + first_row + r;
-    if (x > pos) {
+    if (x > row_position(r)) {
       continue;
     }
     for (var j = 0u; j < params.group_size; j++) {
-      let head = kv_head * params.group_size + j;
-      let q_base = ((first_row + r) * params.num_heads + head) * HEAD_DIM;
-      var dot = 0.0;
-      for (var d = 0u; d < HEAD_DIM; d++) {
-        dot += q_in[q_base + d] * k_row[d];
-      }
-      let stat = (head * params.rows + r) * 2u;
-      let p = exp(dot * params.scale - stats[stat]) / stats[stat + 1u];
+      let local_head = local_kv_head * params.group_size + j;
+      let stat = ((params.head_offset + local_head) * params.rows + r) * 2u;
+      let p = exp(scaled[scaled_index(local_head, r, x)] - stats[stat]) / stats[stat + 1u];
 #if MAX_REDUCE
       acc = max(acc, p);
 #else
@@ -63,5 +35,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 #endif
     }
   }
+  let kv_head = params.head_offset / params.group_size + local_kv_head;
   importance[kv_head * params.num_keys + x] = acc;
 }

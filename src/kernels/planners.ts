@@ -12,8 +12,9 @@
  * of masks.ts (rowStart / keyBlock / blockKind, all blocks full) is built in the launcher after
  * readback (blockSparseMaskFromRows).
  *
- * Vertical-Slash / FlexPrefill: planner_vs_stats (softmax max and sum of each of the last rows) ->
- * planner_vs_sums (column and diagonal sums per head) -> planner_select (top-k with forced sinks and
+ * Vertical-Slash / FlexPrefill, per batch of heads: planner_vs_scores (the scaled scores of the
+ * last rows, a tiled product) -> planner_vs_stats (softmax max and sum per row) -> planner_vs_sums
+ * (column and diagonal sums per head); then planner_select (top-k with forced sinks and
  * local diagonals; FlexPrefill first computes the cover count per head) -> planner_vs_blocks (block
  * classes from the bitsets). Output on the GPU: the 'vertical-slash' rule's bitsets (columns of all
  * heads, then diagonals of all heads, keyWords words each), the chosen counts per head, and a dense
@@ -22,6 +23,8 @@
  *
  * Memory: the Block-Sparse score scratch holds numHeads * numQueryBlocks * numKeyBlocks floats and
  * the class grid numHeads * numQueryBlocks * numKeyBlocks words; both must fit one storage binding.
+ * The Vertical-Slash estimation keeps rows * numKeys floats per head of a batch, the batch as many
+ * heads as fit estimateScratchBytes (one head at least, which must fit a binding).
  */
 import {
   bindGroup,
@@ -56,7 +59,9 @@ export type PlannerParams = PrefillParams;
 
 const WG = 256;
 const POOL_WG = 64;
-const SUMS_QROWS = 8;
+/** The tile (keys and rows) of planner_vs_scores. */
+const SCORE_TILE = 64;
+const ESTIMATE_SCRATCH_BYTES = 64 * 2 ** 20;
 
 /** A recorded planner: its dispatches, its outputs, and what it allocated (destroy() frees it). */
 export interface GpuPlan<Outputs> {
@@ -220,7 +225,13 @@ export function blockSparseMaskFromRows(
   });
 }
 
-export interface VerticalSlashPlanOptions {
+/** What the planners that estimate from the last queries (createEstimation) take besides. */
+export interface EstimationTuning {
+  /** Most bytes of scaled scores kept at once (heads are batched to fit); default 64 MiB. */
+  estimateScratchBytes?: number;
+}
+
+export interface VerticalSlashPlanOptions extends EstimationTuning {
   lastQ: number;
   verticalSize: number;
   slashSize: number;
@@ -230,7 +241,7 @@ export interface VerticalSlashPlanOptions {
   blockK?: number;
 }
 
-export interface FlexPrefillPlanOptions {
+export interface FlexPrefillPlanOptions extends EstimationTuning {
   mode: 'flexprefill';
   alpha: number;
   minBudget: number;
@@ -265,7 +276,7 @@ export function planVerticalSlashOnGpu(
   options: VerticalSlashPlanOptions | FlexPrefillPlanOptions,
 ): GpuPlan<VerticalSlashOutputs> {
   const { device } = ctx;
-  const { numHeads, numQueries, qStart, scale } = params;
+  const { numHeads, numQueries, qStart } = params;
   const flex = 'mode' in options;
   const sinkColumns = options.sinkColumns ?? 4;
   const localDiagonals = options.localDiagonals ?? 64;
@@ -279,21 +290,14 @@ export function planVerticalSlashOnGpu(
   const numQueryBlocks = ceilDiv(numQueries, blockQ);
   const numKeyBlocks = ceilDiv(numKeys, blockK);
   checkBinding(ctx, numHeads * numQueryBlocks * numKeyBlocks * 4, 'the block class grid');
-  const defines = kvDefines(params);
-
-  const statsPipeline = ctx.pipelines.get('attention/planner_vs_stats', { ...defines, WG });
-  const sumsPipeline = ctx.pipelines.get('attention/planner_vs_sums', {
-    ...defines,
-    WG,
-    QROWS: SUMS_QROWS,
-  });
+  const estimation = createEstimation(ctx, params, buffers, rows, options.estimateScratchBytes);
+  const sumsPipeline = ctx.pipelines.get('attention/planner_vs_sums', { WG });
   const selectPipeline = ctx.pipelines.get('attention/planner_select', {
     WG,
     BLOCK_MODE: false,
     COVER: flex,
   });
   const blocksPipeline = ctx.pipelines.get('attention/planner_vs_blocks', { WG: 64 });
-  const stats = createEmptyBuffer(device, numHeads * rows * 2 * 4, 'vs softmax stats');
   const scores = createEmptyBuffer(device, 2 * numHeads * numKeys * 4, 'vs scores');
   const bits = createEmptyBuffer(device, 2 * numHeads * keyWords * 4, 'vs bitsets');
   const sizes = createEmptyBuffer(device, 2 * numHeads * 4, 'vs sizes');
@@ -302,9 +306,10 @@ export function planVerticalSlashOnGpu(
     numHeads * numQueryBlocks * numKeyBlocks * 4,
     'vs block classes',
   );
-  const estimateValues = [numQueries, qStart, numHeads, groupSize(params), rows, scale, numKeys];
-  const statsUniforms = createUniformBuffer(device, estimateValues, [5]);
-  const sumsUniforms = createUniformBuffer(device, estimateValues, [5]);
+  const { scaled, stats } = estimation;
+  const sumsGroups = estimation.batches.map((batch) =>
+    bindGroup(device, sumsPipeline, [batch.uniforms, scaled, stats, scores]),
+  );
   const selectUniforms = createUniformBuffer(
     device,
     [
@@ -334,18 +339,15 @@ export function planVerticalSlashOnGpu(
     numQueryBlocks,
     numKeyBlocks,
   ]);
-  const kvBuffers = [buffers.q, buffers.kPool, buffers.pageTable];
-  const statsGroup = bindGroup(device, statsPipeline, [statsUniforms, ...kvBuffers, stats]);
-  const sumsGroup = bindGroup(device, sumsPipeline, [sumsUniforms, ...kvBuffers, stats, scores]);
   const selectGroup = bindGroup(device, selectPipeline, [selectUniforms, scores, bits, sizes]);
   const blocksGroup = bindGroup(device, blocksPipeline, [blocksUniforms, bits, classes]);
   const record: RecordDispatches = (pass) => {
-    pass.setPipeline(statsPipeline);
-    pass.setBindGroup(0, statsGroup);
-    pass.dispatchWorkgroups(rows, numHeads);
-    pass.setPipeline(sumsPipeline);
-    pass.setBindGroup(0, sumsGroup);
-    pass.dispatchWorkgroups(ceilDiv(numKeys, WG), 2, numHeads);
+    estimation.batches.forEach((batch, b) => {
+      estimation.record(pass, b);
+      pass.setPipeline(sumsPipeline);
+      pass.setBindGroup(0, sumsGroups[b]);
+      pass.dispatchWorkgroups(ceilDiv(numKeys, WG), 2, batch.heads);
+    });
     pass.setPipeline(selectPipeline);
     pass.setBindGroup(0, selectGroup);
     pass.dispatchWorkgroups(numHeads, 2);
@@ -353,8 +355,7 @@ export function planVerticalSlashOnGpu(
     pass.setBindGroup(0, blocksGroup);
     pass.dispatchWorkgroups(ceilDiv(numKeyBlocks, 64), numQueryBlocks, numHeads);
   };
-  const owned = [stats, scores, bits, sizes, classes, statsUniforms, sumsUniforms];
-  owned.push(selectUniforms, blocksUniforms);
+  const owned = [scores, bits, sizes, classes, selectUniforms, blocksUniforms];
   return {
     record,
     outputs: {
@@ -368,7 +369,85 @@ export function planVerticalSlashOnGpu(
       blockK,
       scores,
     },
-    destroy: () => owned.forEach((buffer) => buffer.destroy()),
+    destroy: () => {
+      owned.forEach((buffer) => buffer.destroy());
+      estimation.destroy();
+    },
+  };
+}
+
+/** One batch of the estimation: query heads headOffset .. headOffset + heads - 1. */
+export interface EstimationBatch {
+  headOffset: number;
+  heads: number;
+  /** common/vs_estimate's Params for the batch. */
+  uniforms: GPUBuffer;
+}
+
+/**
+ * The estimation that Vertical-Slash, FlexPrefill and SnapKV share: the scaled scores of the last
+ * `rows` queries (planner_vs_scores, in `scaled`, one batch of heads at a time) and their softmax
+ * statistics (planner_vs_stats, in `stats` for every head). Batches hold whole GQA groups, as many
+ * as fit `scratchBytes`; record(pass, b) records batch b, after which the caller reads `scaled`.
+ */
+export function createEstimation(
+  ctx: GpuContext,
+  params: PlannerParams,
+  buffers: PlannerBuffers,
+  rows: number,
+  scratchBytes = ESTIMATE_SCRATCH_BYTES,
+) {
+  const { device } = ctx;
+  const { numHeads, numQueries, qStart, scale } = params;
+  const numKeys = qStart + numQueries;
+  const group = groupSize(params);
+  const groupBytes = group * rows * numKeys * 4;
+  checkBinding(ctx, groupBytes, "one KV group's estimation scores");
+  const fitting = Math.floor(
+    Math.min(scratchBytes, ctx.caps.maxStorageBufferBindingSize) / groupBytes,
+  );
+  const headsPerBatch = Math.min(numHeads, group * Math.max(1, fitting));
+  const scoresPipeline = ctx.pipelines.get('attention/planner_vs_scores', kvDefines(params));
+  const statsPipeline = ctx.pipelines.get('attention/planner_vs_stats', { WG });
+  const scaled = createEmptyBuffer(device, (headsPerBatch / group) * groupBytes, 'scaled scores');
+  const stats = createEmptyBuffer(device, numHeads * rows * 2 * 4, 'softmax stats');
+  const kvBuffers = [buffers.q, buffers.kPool, buffers.pageTable];
+  const batches = Array.from({ length: ceilDiv(numHeads, headsPerBatch) }, (_, b) => {
+    const headOffset = b * headsPerBatch;
+    const uniforms = createUniformBuffer(
+      device,
+      [numQueries, qStart, numHeads, group, rows, scale, numKeys, headOffset],
+      [5],
+    );
+    const batch: EstimationBatch = {
+      headOffset,
+      heads: Math.min(headsPerBatch, numHeads - headOffset),
+      uniforms,
+    };
+    return batch;
+  });
+  const groups = batches.map((batch) => ({
+    scores: bindGroup(device, scoresPipeline, [batch.uniforms, ...kvBuffers, scaled]),
+    stats: bindGroup(device, statsPipeline, [batch.uniforms, scaled, stats]),
+  }));
+  return {
+    scaled,
+    stats,
+    batches,
+    record(pass: GPUComputePassEncoder, b: number) {
+      const { heads } = batches[b];
+      pass.setPipeline(scoresPipeline);
+      pass.setBindGroup(0, groups[b].scores);
+      pass.dispatchWorkgroups(ceilDiv(numKeys, SCORE_TILE), ceilDiv(rows, SCORE_TILE), heads);
+      pass.setPipeline(statsPipeline);
+      pass.setBindGroup(0, groups[b].stats);
+      pass.dispatchWorkgroups(rows, heads);
+    },
+    destroy() {
+      [scaled, stats, ...batches.map((batch) => batch.uniforms)].forEach((buffer) =>
+        buffer.destroy(),
+      );
+    },
   };
 }
 

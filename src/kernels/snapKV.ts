@@ -3,8 +3,9 @@
  * the paged KV cache to those tokens, matching the float64 references
  * src/methods/reference/{snapKV,adaSnapKV}.ts in the kept token sets (ties to the lower index).
  *
- * Selection (snapKVSelectOnGpu): planner_vs_stats (softmax max and sum of each of the last
- * `window` prompt queries, per query head) -> snapkv_importance (per KV head and key: the mean
+ * Selection (snapKVSelectOnGpu): the estimation shared with Vertical-Slash (planners.ts
+ * createEstimation: scaled scores and softmax statistics of the last `window` prompt queries, per
+ * query head, in batches of whole GQA groups) -> snapkv_importance (per KV head and key: the mean
  * over the group's heads summed over the window, or for Ada-SnapKV the max over both) ->
  * snapkv_pool (1-D average pooling, the last `localWindow` and first `prefixTokens` keys forced to
  * +Infinity) -> planner_select (radix top-k per KV head, bitsets). SnapKV keeps the top `capacity`
@@ -42,12 +43,18 @@ import { createDenseDecode } from './denseDecode';
 import type { HostPrefillInput } from './densePrefill';
 import { groupSize, wordsPerPage, type PagedKvLayout } from './layout';
 import { packPagedPool, pagesFor } from './pagedKv';
-import type { GpuPlan, PlannerBuffers, PlannerParams } from './planners';
+import {
+  createEstimation,
+  type EstimationTuning,
+  type GpuPlan,
+  type PlannerBuffers,
+  type PlannerParams,
+} from './planners';
 
 const WG = 256;
 const COMPACT_WG = 64;
 
-export interface SnapKVSelectOptions {
+export interface SnapKVSelectOptions extends EstimationTuning {
   /** Last prompt queries whose attention scores the keys. */
   window: number;
   /** Odd average-pooling kernel. */
@@ -101,19 +108,6 @@ export function snapKVBudgets(
   return { capacity, minPerHead, keptStride };
 }
 
-function kvDefines(params: PlannerParams) {
-  const { kv, numKvHeads, headDim } = params;
-  if (kv.numKvHeads !== numKvHeads || kv.headDim !== headDim) {
-    throw new Error('snapKV: the KV layout does not match the attention shape');
-  }
-  return {
-    HEAD_DIM: headDim,
-    NUM_KV_HEADS: numKvHeads,
-    PAGE_SIZE: kv.pageSize,
-    KV_F16: kv.dtype === 'f16',
-  };
-}
-
 const ceilDiv = (a: number, b: number) => Math.ceil(a / b);
 
 /** planner_select's uniforms (non-block mode): rows of n entries at `stride`, top k. */
@@ -132,7 +126,7 @@ export function snapKVSelectOnGpu(
   options: SnapKVSelectOptions,
 ): GpuPlan<SnapKVSelectOutputs> {
   const { device } = ctx;
-  const { numHeads, numKvHeads, numQueries, qStart, scale } = params;
+  const { numKvHeads, numQueries, qStart } = params;
   const ada = options.mode === 'ada';
   if (options.poolKernel % 2 !== 1) throw new Error('snapKV: poolKernel must be odd');
   const numKeys = qStart + numQueries;
@@ -141,11 +135,8 @@ export function snapKVSelectOnGpu(
   const { capacity, minPerHead, keptStride } = snapKVBudgets(numKeys, numKvHeads, options);
   const keyWords = ceilDiv(numKeys, 32);
   const flatWords = ceilDiv(numKeys * numKvHeads, 32);
-  const defines = kvDefines(params);
-
-  const statsPipeline = ctx.pipelines.get('attention/planner_vs_stats', { ...defines, WG });
+  const estimation = createEstimation(ctx, params, buffers, rows, options.estimateScratchBytes);
   const importancePipeline = ctx.pipelines.get('attention/snapkv_importance', {
-    ...defines,
     WG: 64,
     MAX_REDUCE: ada,
   });
@@ -157,16 +148,12 @@ export function snapKVSelectOnGpu(
   });
   const listPipeline = ctx.pipelines.get('attention/snapkv_list', { WG, ADA: ada });
 
-  const stats = createEmptyBuffer(device, numHeads * rows * 2 * 4, 'snapkv softmax stats');
   const importance = createEmptyBuffer(device, numKvHeads * numKeys * 4, 'snapkv importance');
   const scores = createEmptyBuffer(device, numKvHeads * numKeys * 4, 'snapkv pooled scores');
   const bits = createEmptyBuffer(device, numKvHeads * keyWords * 4, 'snapkv bitsets');
   const sizes = createEmptyBuffer(device, numKvHeads * 4, 'snapkv select sizes');
   const kept = createEmptyBuffer(device, numKvHeads * keptStride * 4, 'snapkv kept');
   const lengths = createEmptyBuffer(device, numKvHeads * 4, 'snapkv lengths');
-  const estimate = [numQueries, qStart, numHeads, groupSize(params), rows, scale, numKeys];
-  const statsUniforms = createUniformBuffer(device, estimate, [5]);
-  const importanceUniforms = createUniformBuffer(device, estimate, [5]);
   const poolUniforms = createUniformBuffer(device, [
     numKeys,
     options.poolKernel,
@@ -175,17 +162,16 @@ export function snapKVSelectOnGpu(
   ]);
   const headSelectUniforms = selectUniforms(device, numKeys, numKeys, minPerHead, keyWords);
   const listUniforms = createUniformBuffer(device, [numKeys, keyWords, keptStride]);
-  const owned = [stats, importance, bits, sizes, statsUniforms, importanceUniforms, poolUniforms];
-  owned.push(headSelectUniforms, listUniforms);
+  const owned = [importance, bits, sizes, poolUniforms, headSelectUniforms, listUniforms];
 
-  const kvBuffers = [buffers.q, buffers.kPool, buffers.pageTable];
-  const statsGroup = bindGroup(device, statsPipeline, [statsUniforms, ...kvBuffers, stats]);
-  const importanceGroup = bindGroup(device, importancePipeline, [
-    importanceUniforms,
-    ...kvBuffers,
-    stats,
-    importance,
-  ]);
+  const importanceGroups = estimation.batches.map((batch) =>
+    bindGroup(device, importancePipeline, [
+      batch.uniforms,
+      estimation.scaled,
+      estimation.stats,
+      importance,
+    ]),
+  );
   const poolGroup = bindGroup(device, poolPipeline, [poolUniforms, importance, scores]);
   const headSelectGroup = bindGroup(device, selectPipeline, [
     headSelectUniforms,
@@ -225,12 +211,12 @@ export function snapKVSelectOnGpu(
   const listGroup = bindGroup(device, listPipeline, listBuffers);
 
   const record: RecordDispatches = (pass) => {
-    pass.setPipeline(statsPipeline);
-    pass.setBindGroup(0, statsGroup);
-    pass.dispatchWorkgroups(rows, numHeads);
-    pass.setPipeline(importancePipeline);
-    pass.setBindGroup(0, importanceGroup);
-    pass.dispatchWorkgroups(ceilDiv(numKeys, 64), numKvHeads);
+    estimation.batches.forEach((batch, b) => {
+      estimation.record(pass, b);
+      pass.setPipeline(importancePipeline);
+      pass.setBindGroup(0, importanceGroups[b]);
+      pass.dispatchWorkgroups(ceilDiv(numKeys, 64), batch.heads / groupSize(params));
+    });
     pass.setPipeline(poolPipeline);
     pass.setBindGroup(0, poolGroup);
     pass.dispatchWorkgroups(ceilDiv(numKeys, WG), numKvHeads);
@@ -245,7 +231,10 @@ export function snapKVSelectOnGpu(
   return {
     record,
     outputs: { kept, lengths, keptStride, scores, capacity, minPerHead },
-    destroy: () => [...owned, kept, lengths, scores].forEach((buffer) => buffer.destroy()),
+    destroy: () => {
+      [...owned, kept, lengths, scores].forEach((buffer) => buffer.destroy());
+      estimation.destroy();
+    },
   };
 }
 

@@ -35,6 +35,8 @@ interface Case {
   zeroQuery?: boolean;
   /** K stored as f16 pairs; the reference then sees the f16-rounded keys. */
   f16?: boolean;
+  /** Estimation scratch in bytes: 1 runs one KV group per batch. */
+  estimateScratchBytes?: number;
 }
 
 const headDim = 32;
@@ -80,7 +82,8 @@ const describeCase = (c: Case) =>
   `L=${c.numQueries} heads=${c.numHeads}/${c.numKvHeads} seed=${c.seed}` +
   (c.quantized ? ' quantized' : '') +
   (c.zeroQuery ? ' q=0 (all tied)' : '') +
-  (c.f16 ? ' f16 K' : '');
+  (c.f16 ? ' f16 K' : '') +
+  (c.estimateScratchBytes ? ' one group per batch' : '');
 
 describe('Block-Sparse planner', () => {
   const cases: [Case, number][] = [
@@ -174,6 +177,8 @@ describe('Vertical-Slash planner', () => {
     // Rows longer than one 256-entry chunk of the selection, with and without ties.
     { numQueries: 333, numHeads: 2, numKvHeads: 1, seed: 18 },
     { numQueries: 333, numHeads: 2, numKvHeads: 2, seed: 19, zeroQuery: true },
+    // The estimation in batches of one KV group (2 query heads each), against one batch above.
+    { numQueries: 77, numHeads: 8, numKvHeads: 4, seed: 13, estimateScratchBytes: 1 },
   ];
   it.each(cases.map((c) => [describeCase(c), c] as const))(
     'selects what the reference selects: %s',
@@ -181,7 +186,8 @@ describe('Vertical-Slash planner', () => {
       const input = makeInput(c);
       const long = c.numQueries > 256;
       const sizes = { lastQ: long ? 16 : 40, verticalSize: long ? 270 : 10, slashSize: 12 };
-      const gpu = await planVerticalSlashOnHost(ctx, input, { ...sizes, ...geometry });
+      const tuning = { estimateScratchBytes: c.estimateScratchBytes };
+      const gpu = await planVerticalSlashOnHost(ctx, input, { ...sizes, ...geometry, ...tuning });
       const ref = verticalSlash(reference(input), { ...sizes, ...geometry });
       expect(gpu.columns).toEqual(ref.columns);
       expect(gpu.diagonals).toEqual(ref.diagonals);
@@ -226,6 +232,7 @@ describe('FlexPrefill planner', () => {
     [{ numQueries: 100, numHeads: 2, numKvHeads: 2, seed: 21 }, 0.3, 4],
     [{ numQueries: 150, numHeads: 4, numKvHeads: 1, seed: 22 }, 0.65, 16],
     [{ numQueries: 77, numHeads: 4, numKvHeads: 4, seed: 23 }, 0.5, 40],
+    [{ numQueries: 120, numHeads: 6, numKvHeads: 2, seed: 25, estimateScratchBytes: 1 }, 0.5, 8],
   ];
   it.each(
     cases.map(
@@ -241,6 +248,7 @@ describe('FlexPrefill planner', () => {
       minBudget,
       approximation,
       ...geometry,
+      estimateScratchBytes: c.estimateScratchBytes,
     });
     const ref = flexPrefill(reference(input), {
       alpha,

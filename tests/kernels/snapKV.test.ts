@@ -43,6 +43,9 @@ const cases: Case[] = [
   { name: 'SnapKV GQA 4 f16', numHeads: 8, numKvHeads: 2, prompt: 150, dtype: 'f16', seed: 2, options: { ...small, mode: 'snapkv', capacity: 45 } }, // prettier-ignore
   { name: 'Ada-SnapKV GQA 1', numHeads: 4, numKvHeads: 4, prompt: 177, dtype: 'f32', seed: 3, options: { ...small, mode: 'ada', capacity: 50, minRatio: 0.2 }, unequal: true }, // prettier-ignore
   { name: 'Ada-SnapKV GQA 4 f16', numHeads: 8, numKvHeads: 2, prompt: 213, dtype: 'f16', seed: 4, options: { ...small, mode: 'ada', capacity: 70, minRatio: 0.5 }, unequal: true }, // prettier-ignore
+  // One KV group per batch of the estimation (scratch of one byte).
+  { name: 'SnapKV GQA 4 f16, batched estimation', numHeads: 8, numKvHeads: 2, prompt: 150, dtype: 'f16', seed: 8, options: { ...small, mode: 'snapkv', capacity: 45, estimateScratchBytes: 1 } }, // prettier-ignore
+  { name: 'Ada-SnapKV GQA 2, batched estimation', numHeads: 6, numKvHeads: 3, prompt: 190, dtype: 'f32', seed: 9, options: { ...small, mode: 'ada', capacity: 60, minRatio: 0.3, estimateScratchBytes: 1 }, unequal: true }, // prettier-ignore
   { name: 'SnapKV capacity >= length', numHeads: 4, numKvHeads: 1, prompt: 77, dtype: 'f32', seed: 5, options: { ...small, mode: 'snapkv', capacity: 100 } }, // prettier-ignore
   { name: 'Ada-SnapKV capacity >= length', numHeads: 2, numKvHeads: 2, prompt: 61, dtype: 'f32', seed: 6, options: { ...small, mode: 'ada', capacity: 61 } }, // prettier-ignore
   { name: 'Ada-SnapKV defaults (window 256, local 128, prefix 4)', numHeads: 4, numKvHeads: 2, prompt: 263, dtype: 'f32', seed: 7, options: { window: 256, poolKernel: 21, mode: 'ada', capacity: 150 } }, // prettier-ignore
