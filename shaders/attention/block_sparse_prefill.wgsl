@@ -18,7 +18,7 @@
 // page table and pool, three dependent reads, paid once per tile rather than once per word), then
 // stores them to workgroup memory.
 // Per chunk of keys, a full block applies only the causal mask (none below the diagonal), a
-// partial one its rule per element.
+// partial one its rule too, read a word of bits at a time (chunk_keep).
 // The invocations also write how many key blocks their mask row processed, so measured sparsity
 // comes from the kernel itself rather than from the mask.
 #if SUBGROUPS
@@ -75,8 +75,19 @@ fn entry_word(entry: u32, word: u32) -> u32 {
   return mask_words[params.entries_offset + entry * ENTRY_WORDS + word];
 }
 
-fn mask_bit(word_offset: u32, bit: u32) -> bool {
-  return ((mask_words[word_offset + bit / 32u] >> (bit % 32u)) & 1u) == 1u;
+// 32 bits of the bitset at word_offset from bit `start` on (bit 0 of the result is bit `start`);
+// bits before bit 0 read as 0.
+fn bits_from(word_offset: u32, start: i32) -> u32 {
+  let w = start >> 5u;
+  let s = u32(start & 31);
+  var low = 0u;
+  if (w >= 0) {
+    low = mask_words[word_offset + u32(w)] >> s;
+  }
+  if (s == 0u || w + 1 < 0) {
+    return low;
+  }
+  return low | (mask_words[word_offset + u32(w + 1)] << (32u - s));
 }
 
 // Fetches this invocation's words of tile `load` (segments load * SEGMENTS_PER_TILE ..) of the
@@ -112,24 +123,10 @@ fn fetch_tile(
   }
 }
 
-// Whether a partial block keeps causal element (pos, key); block_row is the row within the query
-// block, state the block's state word for it and block_key the block's first key.
-fn rule_keeps(head: u32, pos: u32, key: u32, block_row: u32, state: u32, block_key: u32) -> bool {
-#if RULE_VERTICAL_SLASH
-  let head_words = head * params.rule_stride;
-  return mask_bit(params.rule_a + head_words, key) ||
-    mask_bit(params.rule_b + head_words, pos - key);
-#else
-#if RULE_BITSET
-  let slot = state >> 2u;
-  return mask_bit(params.rule_b + slot * params.rule_stride, block_row * BLOCK_K + key - block_key);
-#else
-  return true; // rule 'none' has no partial blocks
-#endif
-#endif
-}
-
-// Bit c set iff row pos keeps key first_key + c.
+// Bit c set iff row pos keeps key first_key + c (c < KEYS_PER_CHUNK <= 32); block_row is the row
+// within the query block, state the block's state word for it and block_key the block's first key.
+// A partial block's rule comes as whole words of its bitsets, not bit by bit: the chunk's column
+// bits, its diagonal bits (d = pos - key, so reversed), or its row of the block's bitset.
 fn chunk_keep(
   state: u32,
   first_key: u32,
@@ -147,15 +144,20 @@ fn chunk_keep(
   if ((state & 3u) != STATE_PARTIAL || causal == 0u) {
     return causal;
   }
-  var bits = 0u;
-  // Not unrolled: only a bitmask comes out, and the rule's code would repeat per key and row.
-  for (var c = 0u; c < KEYS_PER_CHUNK; c++) {
-    let key = first_key + c;
-    let causal_kept = ((causal >> c) & 1u) == 1u;
-    let kept = causal_kept && rule_keeps(head, pos, key, block_row, state, block_key);
-    bits |= select(0u, 1u << c, kept);
-  }
-  return bits;
+#if RULE_VERTICAL_SLASH
+  let head_words = head * params.rule_stride;
+  let columns = bits_from(params.rule_a + head_words, i32(first_key));
+  // Bit i of the diagonals read is diagonal pos - first_key - 31 + i: reversed, bit c is key c's.
+  let diagonals = reverseBits(bits_from(params.rule_b + head_words, i32(pos - first_key) - 31));
+  return causal & (columns | diagonals);
+#else
+#if RULE_BITSET
+  let slot_words = params.rule_b + (state >> 2u) * params.rule_stride;
+  return causal & bits_from(slot_words, i32(block_row * BLOCK_K + first_key - block_key));
+#else
+  return causal; // rule 'none' has no partial blocks
+#endif
+#endif
 }
 
 // Scores, online softmax update and P @ V for tile keys [tile_key, tile_key + KEYS_PER_CHUNK),
