@@ -137,6 +137,28 @@ describe('block masks', () => {
     expect(mask.rule.kind).toBe('bitset');
   });
 
+  it('a mask_mod that ignores h, converted once for every head, equals the per-head conversion', () => {
+    const shape = { numHeads: 3, numQueries: 40, qStart: 5, blockQ: 8, blockK: 8 };
+    const hash = (q: number, kv: number) => ((q * 73856093) ^ (kv * 19349663)) & 7;
+    const maskMod: MaskMod = (_b, _h, q, kv) => q - kv < 6 || hash(q, kv) < 2;
+    const heads: number[] = [];
+    const once = blockMaskFromMaskMod(
+      shape,
+      (b, h, q, kv) => {
+        heads.push(h);
+        return maskMod(b, h, q, kv);
+      },
+      { sameForEveryHead: true },
+    );
+    const perHead = blockMaskFromMaskMod(shape, maskMod);
+    expect(new Set(heads)).toEqual(new Set([0]));
+    for (let h = 0; h < 3; h++) expect(keptSet(once, h)).toEqual(keptSet(perHead, h));
+    expect(Array.from(once.rowStart)).toEqual(Array.from(perHead.rowStart));
+    expect(Array.from(once.keyBlock)).toEqual(Array.from(perHead.keyBlock));
+    expect(Array.from(once.blockKind)).toEqual(Array.from(perHead.blockKind));
+    expect(computedCount(once)).toBe(computedCount(perHead));
+  });
+
   it('orMasks of a window and sinks equals the sliding-window rule', () => {
     const shape = { numHeads: 1, numQueries: 30, qStart: 3 };
     const window: MaskMod = (_b, _h, q, kv) => q - kv < 5;

@@ -228,9 +228,38 @@ function classify(
   return mask;
 }
 
-/** FlexAttention's create_block_mask: mask_mod evaluated on every causal element. */
-export function blockMaskFromMaskMod(geometry: MaskGeometry, maskMod: MaskMod): BlockMask {
-  return classify(geometry, 'bitset', (h, i, j) => maskMod(0, h, geometry.qStart + i, j));
+/**
+ * FlexAttention's create_block_mask: mask_mod evaluated on every causal element. With
+ * `sameForEveryHead` (the caller knows mask_mod ignores h) it is evaluated for head 0 only and
+ * every head gets head 0's blocks, sharing its bitsets.
+ */
+export function blockMaskFromMaskMod(
+  geometry: MaskGeometry,
+  maskMod: MaskMod,
+  { sameForEveryHead = false } = {},
+): BlockMask {
+  const keep = (h: number, i: number, j: number) => maskMod(0, h, geometry.qStart + i, j);
+  if (!sameForEveryHead) return classify(geometry, 'bitset', keep);
+  const one = classify({ ...geometry, numHeads: 1 }, 'bitset', keep);
+  if (one.rule.kind !== 'bitset') throw new Error('blockMaskFromMaskMod: expected a bitset rule');
+  const slot = new Int32Array(one.rule.slot.length * geometry.numHeads);
+  for (let h = 0; h < geometry.numHeads; h++) slot.set(one.rule.slot, h * one.rule.slot.length);
+  return everyHeadAsOne(geometry, one, { ...one.rule, slot });
+}
+
+/** A mask of geometry.numHeads heads, each with the entries of `one` (a one-head mask). */
+function everyHeadAsOne(geometry: MaskGeometry, one: BlockMask, rule: ElementRule): BlockMask {
+  const entries = one.keyBlock.length;
+  const mask = emptyMask(geometry, entries * geometry.numHeads, rule);
+  const rows = one.numQueryBlocks;
+  for (let h = 0; h < geometry.numHeads; h++) {
+    mask.keyBlock.set(one.keyBlock, h * entries);
+    mask.blockKind.set(one.blockKind, h * entries);
+    for (let qb = 0; qb < rows; qb++) {
+      mask.rowStart[h * rows + qb + 1] = h * entries + one.rowStart[qb + 1];
+    }
+  }
+  return mask;
 }
 
 export function andMasks(...mods: MaskMod[]): MaskMod {
@@ -271,18 +300,7 @@ export function verticalSlashMask(
     return classify(geometry, rule, keep);
   }
   // Every head keeps the same (sliding window + sinks): classify one head's elements, copy its rows.
-  const one = classify({ ...geometry, numHeads: 1 }, rule, keep);
-  const entries = one.keyBlock.length;
-  const mask = emptyMask(geometry, entries * geometry.numHeads, rule);
-  const rows = one.numQueryBlocks;
-  for (let h = 0; h < geometry.numHeads; h++) {
-    mask.keyBlock.set(one.keyBlock, h * entries);
-    mask.blockKind.set(one.blockKind, h * entries);
-    for (let qb = 0; qb < rows; qb++) {
-      mask.rowStart[h * rows + qb + 1] = h * entries + one.rowStart[qb + 1];
-    }
-  }
-  return mask;
+  return everyHeadAsOne(geometry, classify({ ...geometry, numHeads: 1 }, rule, keep), rule);
 }
 
 /** Whether every head's words (`stride` a head) equal head 0's. */
