@@ -48,6 +48,21 @@ struct Params {
 // split past its head's `read` writes an empty partial (m = -big, l = 0), which the reduce ignores.
 @group(0) @binding(7) var<storage, read> token_gaps: array<vec4<u32>>;
 #endif
+#if KEY_BLOCKS
+// Sparse variant (user patterns): KV head g reads the key blocks of KEY_BLOCK cache tokens that
+// any query head of its group keeps, and each query head weighs only the keys it keeps. key_blocks
+// (src/kernels/denseDecode.ts decodeKeyBlocks) holds, in u32 words:
+//   [0] stride, the entries per KV head; [1 + g] the tokens KV head g reads (listed token t < it is
+//   slot t % KEY_BLOCK of its (t / KEY_BLOCK)-th block, so only the last block may be short);
+//   from 1 + NUM_KV_HEADS, entry (g, i) = (key block, bits slot) at 2 * (g * stride + i), slot
+//   ALL_KEPT when every head of the group keeps the whole block;
+//   after the entries, per bits slot and query head of the group, KEY_BLOCK_WORDS words with bit c
+//   set when the head keeps the block's token c.
+// As with TOKEN_GAP, params.kv_len is the largest count and a split past its head's count writes an
+// empty partial. Blocks rather than pages: the user's block size (16 or 64) sets what is read,
+// whatever the cache's page size, and the page table still maps each token.
+@group(0) @binding(7) var<storage, read> key_blocks: array<u32>;
+#endif
 #if PAGE_LIST
 // Sparse variant (Quest): token t is slot t % PAGE_SIZE of logical page
 // page_list[kv_head][t / PAGE_SIZE]; params.kv_len counts the listed tokens, not the cache's.
@@ -88,6 +103,32 @@ var<workgroup> row_acc: array<array<vec4<f32>, HEAD_CHUNK * DIM_VECS>, ROWS>;
 var<workgroup> lane_scores: array<array<f32, UNROLL * GROUP>, WORKGROUP_SIZE>;
 #endif
 
+#if KEY_BLOCKS
+const KEY_BLOCK_WORDS = (KEY_BLOCK + 31u) / 32u;
+const ALL_KEPT = 0xffffffffu;
+
+// First word of KV head kv_head's i-th entry (key block, bits slot).
+fn key_block_entry(kv_head: u32, i: u32) -> u32 {
+  return 1u + NUM_KV_HEADS + 2u * (kv_head * key_blocks[0] + i);
+}
+
+// Where the bits of listed token t's block begin (the group's first query head; head g's follow
+// g * KEY_BLOCK_WORDS words on), or ALL_KEPT.
+fn block_bits(kv_head: u32, t: u32) -> u32 {
+  let slot = key_blocks[key_block_entry(kv_head, t / KEY_BLOCK) + 1u];
+  let bits_start = 1u + NUM_KV_HEADS + 2u * NUM_KV_HEADS * key_blocks[0];
+  return select(bits_start + slot * GROUP * KEY_BLOCK_WORDS, ALL_KEPT, slot == ALL_KEPT);
+}
+
+fn head_keeps(bits: u32, t: u32, g: u32) -> bool {
+  if (bits == ALL_KEPT) {
+    return true;
+  }
+  let c = t % KEY_BLOCK;
+  return ((key_blocks[bits + g * KEY_BLOCK_WORDS + c / 32u] >> (c % 32u)) & 1u) == 1u;
+}
+#endif
+
 fn unpack_vec(raw: vec4<u32>) -> array<vec4<f32>, UNITS_PER_VEC> {
 #if KV_F16
   return array(
@@ -105,7 +146,11 @@ fn cache_token(kv_head: u32, t: u32) -> u32 {
   let gap = token_gaps[kv_head];
   return t + select(0u, gap.y, t >= gap.x);
 #else
+#if KEY_BLOCKS
+  return key_blocks[key_block_entry(kv_head, t / KEY_BLOCK)] * KEY_BLOCK + t % KEY_BLOCK;
+#else
   return t;
+#endif
 #endif
 }
 
@@ -208,7 +253,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 #if TOKEN_GAP
   let end = min(begin + params.tokens_per_split, token_gaps[kv_head].z);
 #else
+#if KEY_BLOCKS
+  let end = min(begin + params.tokens_per_split, key_blocks[1u + kv_head]);
+#else
   let end = min(begin + params.tokens_per_split, params.kv_len);
+#endif
 #endif
 
   var q: array<vec4<f32>, GROUP * UNITS>;
@@ -410,12 +459,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       if (t0 + r * ROWS + row >= end) {
         continue;
       }
+#if KEY_BLOCKS
+      let bits = block_bits(kv_head, t0 + r * ROWS + row);
+#endif
       #unroll
       for (var g = 0u; g < GROUP; g++) {
         // Online softmax with one exp2: the new score either raises the max (rescale the past by
         // exp2(m - s), weight 1) or not (weight exp2(s - m)).
+#if KEY_BLOCKS
+        // A key its query head masks out scores m with weight 0: nothing changes.
+        let keeps = head_keeps(bits, t0 + r * ROWS + row, g);
+        let s = select(m[g], scores[r * GROUP + g], keeps);
+        let e = select(0.0, exp2(-abs(s - m[g])), keeps);
+#else
         let s = scores[r * GROUP + g];
         let e = exp2(-abs(s - m[g]));
+#endif
         let raises = s > m[g];
         let alpha = select(1.0, e, raises);
         let p = select(e, 1.0, raises);

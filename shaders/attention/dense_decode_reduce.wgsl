@@ -79,6 +79,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       l_sum += lane_ml[i].y * w;
       o_sum += lane_o[i][dim_lane] * w;
     }
-    out[head * DIM_VECS + dim_vec] = o_sum / l_sum;
+    // A head that keeps no key (a user pattern's row can be empty) outputs 0, as the references do.
+    out[head * DIM_VECS + dim_vec] = select(vec4(0.0), o_sum / l_sum, l_sum > 0.0);
   }
 }

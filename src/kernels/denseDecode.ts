@@ -11,6 +11,7 @@ import {
 } from '../gpu/buffers';
 import type { GpuContext } from '../gpu/context';
 import type { RecordDispatches } from '../gpu/timer';
+import { BLOCK_FULL, ceilDiv, type BlockMask } from '../methods/reference/masks';
 import { groupSize, type AttentionShape, type PagedKvLayout } from './layout';
 import { packPagedPool, pagesFor } from './pagedKv';
 
@@ -180,11 +181,123 @@ export interface DecodeTokenGap {
 }
 
 /**
- * Which part of the cache a sparse decode reads (dense decode: all of it): Quest's page list, or
- * every token but one gap per KV head (sliding window + sinks; Ada-SnapKV's compacted cache, its
- * heads' kept tokens apart from the decoded ones); params.kvLen is then the cache's length.
+ * A decoded row's mask (user patterns) as dense decode reads it: per KV head the key blocks that
+ * any query head of its group keeps, and per query head the keys it keeps in blocks not kept whole
+ * by the group. Made by decodeKeyBlocks from the row's block mask, once for all layers of a step.
  */
-export type DecodeSubset = { pageList: DecodePageList } | { tokenGaps: readonly DecodeTokenGap[] };
+export interface DecodeKeyBlocks {
+  numHeads: number;
+  numKvHeads: number;
+  /** The cache's length: the mask's keys. */
+  kvLen: number;
+  blockSize: number;
+  /** Per KV head, the key blocks read, ascending. */
+  blocks: number[][];
+  /** Per KV head, the cache tokens of its listed blocks: what the decode reads. */
+  tokensRead: number[];
+  /** Every block of every KV head listed and kept whole: plain dense decode. */
+  keepsAll: boolean;
+  /** dense_decode.wgsl's key_blocks. */
+  words: Uint32Array;
+}
+
+const allKept = 0xffffffff;
+
+/**
+ * Packs the block mask of one decoded row (numQueries 1; rule 'none' or 'bitset') for dense decode:
+ * a block of a KV head is listed when a query head of its group lists it, and gets a bits slot
+ * unless every head of the group lists it full. Lists run in key order, so a KV head's tokens read
+ * in cache order and only its last block, the cache's last, may be short.
+ */
+export function decodeKeyBlocks(mask: BlockMask, numKvHeads: number): DecodeKeyBlocks {
+  const { numHeads, numKeys, blockK, rule } = mask;
+  if (mask.numQueries !== 1) throw new Error('decode key blocks: the mask must be one query row');
+  if (rule.kind === 'vertical-slash') {
+    throw new Error("decode key blocks: masks with the 'vertical-slash' rule are not supported");
+  }
+  if (numHeads % numKvHeads !== 0) {
+    throw new Error(`decode key blocks: ${numHeads} heads over ${numKvHeads} KV heads`);
+  }
+  const group = numHeads / numKvHeads;
+  const blockWords = ceilDiv(blockK, 32);
+  const blocks: number[][] = [];
+  // Per KV head and listed block: the group heads' mask entries (-1: the head skips the block).
+  const entries: Int32Array[][] = [];
+  for (let g = 0; g < numKvHeads; g++) {
+    const byBlock = new Map<number, Int32Array>();
+    for (let j = 0; j < group; j++) {
+      const h = g * group + j;
+      for (let e = mask.rowStart[h]; e < mask.rowStart[h + 1]; e++) {
+        const kb = mask.keyBlock[e];
+        let heads = byBlock.get(kb);
+        if (!heads) byBlock.set(kb, (heads = new Int32Array(group).fill(-1)));
+        heads[j] = e;
+      }
+    }
+    const listed = [...byBlock.keys()].sort((a, b) => a - b);
+    blocks.push(listed);
+    entries.push(listed.map((kb) => byBlock.get(kb)!));
+  }
+  const stride = Math.max(1, ...blocks.map((list) => list.length));
+  const listStart = 1 + numKvHeads;
+  const bitsStart = listStart + 2 * numKvHeads * stride;
+  const slotBits: Uint32Array[] = [];
+  const header = new Uint32Array(bitsStart);
+  header[0] = stride;
+  const tokensRead = blocks.map((list) =>
+    list.reduce((n, kb) => n + Math.min(blockK, numKeys - kb * blockK), 0),
+  );
+  header.set(tokensRead, 1);
+  let keepsAll = true;
+  blocks.forEach((list, g) => {
+    keepsAll &&= list.length === mask.numKeyBlocks;
+    list.forEach((kb, i) => {
+      const heads = entries[g][i];
+      const whole = heads.every((e) => e >= 0 && mask.blockKind[e] === BLOCK_FULL);
+      keepsAll &&= whole;
+      const at = listStart + 2 * (g * stride + i);
+      header[at] = kb;
+      header[at + 1] = whole ? allKept : slotBits.length;
+      if (whole) return;
+      const bits = new Uint32Array(group * blockWords);
+      heads.forEach((e, j) => {
+        if (e < 0) return;
+        if (mask.blockKind[e] === BLOCK_FULL) {
+          bits.fill(allKept, j * blockWords, (j + 1) * blockWords);
+        } else if (rule.kind === 'bitset') {
+          // Row 0 of the entry's bits: its first blockK bits.
+          const from = rule.slot[e] * rule.wordsPerBlock;
+          bits.set(rule.bits.subarray(from, from + blockWords), j * blockWords);
+        }
+      });
+      slotBits.push(bits);
+    });
+  });
+  const words = new Uint32Array(bitsStart + slotBits.length * group * blockWords);
+  words.set(header);
+  slotBits.forEach((bits, s) => words.set(bits, bitsStart + s * group * blockWords));
+  return {
+    numHeads,
+    numKvHeads,
+    kvLen: numKeys,
+    blockSize: blockK,
+    blocks,
+    tokensRead,
+    keepsAll,
+    words,
+  };
+}
+
+/**
+ * Which part of the cache a sparse decode reads (dense decode: all of it): Quest's page list,
+ * every token but one gap per KV head (sliding window + sinks; Ada-SnapKV's compacted cache, its
+ * heads' kept tokens apart from the decoded ones; params.kvLen is then the cache's length), or a
+ * user pattern's key blocks.
+ */
+export type DecodeSubset =
+  | { pageList: DecodePageList }
+  | { tokenGaps: readonly DecodeTokenGap[] }
+  | { keyBlocks: DecodeKeyBlocks };
 
 export function createDenseDecode(
   ctx: GpuContext,
@@ -200,16 +313,24 @@ export function createDenseDecode(
   const gapsGiven = subset && 'tokenGaps' in subset ? subset.tokenGaps : undefined;
   const tokenGaps = gapsGiven?.some((gap) => gap.length > 0) ? gapsGiven : undefined;
   const gapWords = tokenGaps && tokenGapWords(params, tokenGaps);
-  // With gaps the splits cover the tokens of the head that reads the most.
-  const longest = tokenGaps ? params.kvLen - Math.min(...tokenGaps.map((g) => g.length)) : 0;
-  const listed = tokenGaps ? { ...params, kvLen: longest } : params;
+  // A mask that keeps every key reads the whole cache too.
+  const masked = subset && 'keyBlocks' in subset ? subset.keyBlocks : undefined;
+  if (masked) checkKeyBlocks(params, masked);
+  const keyBlocks = masked?.keepsAll ? undefined : masked;
+  // With gaps or key blocks the splits cover the tokens of the head that reads the most.
+  const longest = tokenGaps
+    ? params.kvLen - Math.min(...tokenGaps.map((g) => g.length))
+    : Math.max(1, ...(keyBlocks?.tokensRead ?? []));
+  const listed = tokenGaps || keyBlocks ? { ...params, kvLen: longest } : params;
   const plan = decodeSplitPlan(ctx, listed, tuning);
   const split = ctx.pipelines.get('attention/dense_decode', {
     ...decodeSplitDefines(params, plan),
     ...(pageList ? { PAGE_LIST: true, LIST_LEN: pageList.listLen } : {}),
     ...(gapWords ? { TOKEN_GAP: true } : {}),
+    ...(keyBlocks ? { KEY_BLOCKS: true, KEY_BLOCK: keyBlocks.blockSize } : {}),
   });
-  const gapBuffer = gapWords && createStorageBuffer(device, gapWords, 'decode token gaps');
+  const subsetWords = gapWords ?? keyBlocks?.words;
+  const subsetBuffer = subsetWords && createStorageBuffer(device, subsetWords, 'decode subset');
   const reduce = ctx.pipelines.get('attention/dense_decode_reduce', decodeReduceDefines(headDim));
   const uniforms = createUniformBuffer(
     device,
@@ -230,7 +351,7 @@ export function createDenseDecode(
     partO,
     partMl,
     ...(pageList ? [pageList.buffer] : []),
-    ...(gapBuffer ? [gapBuffer] : []),
+    ...(subsetBuffer ? [subsetBuffer] : []),
   ]);
   const reduceGroup = bindGroup(device, reduce, [uniforms, partO, partMl, buffers.out]);
   const dimChunks = reduceDimChunks(headDim);
@@ -243,8 +364,23 @@ export function createDenseDecode(
       pass.setBindGroup(0, reduceGroup);
       pass.dispatchWorkgroups(dimChunks, numHeads);
     },
-    scratch: [uniforms, partO, partMl, ...(gapBuffer ? [gapBuffer] : [])],
+    scratch: [uniforms, partO, partMl, ...(subsetBuffer ? [subsetBuffer] : [])],
   };
+}
+
+function checkKeyBlocks(params: DecodeParams, keyBlocks: DecodeKeyBlocks): void {
+  const { numHeads, numKvHeads, kvLen, blockSize } = keyBlocks;
+  if (
+    numHeads !== params.numHeads ||
+    numKvHeads !== params.numKvHeads ||
+    kvLen !== params.kvLen ||
+    !(Number.isInteger(blockSize) && blockSize >= 1)
+  ) {
+    throw new Error(
+      `dense decode: key blocks of ${numHeads} heads, ${numKvHeads} KV heads and ${kvLen} keys ` +
+        `(block ${blockSize}) do not fit ${params.numHeads}, ${params.numKvHeads} and ${params.kvLen}`,
+    );
+  }
 }
 
 /** (start, length, tokens read, 0) per KV head, as dense_decode.wgsl's token_gaps. */
@@ -287,6 +423,8 @@ export interface HostDecodeInput extends DecodeParams {
 export interface HostDenseDecodeInput extends HostDecodeInput {
   /** Per KV head, the cache tokens not to read (sliding window + sinks). */
   tokenGaps?: readonly DecodeTokenGap[];
+  /** A user pattern's row: the key blocks to read and the keys each query head keeps. */
+  keyBlocks?: DecodeKeyBlocks;
 }
 
 /** Uploads, runs once and reads back out[head][dim]: for tests and the self-check. */
@@ -295,7 +433,7 @@ export async function denseDecodeOnHost(
   input: HostDenseDecodeInput,
 ): Promise<Float32Array> {
   const { device } = ctx;
-  const { kvLen, kv, numHeads, headDim, tokenGaps } = input;
+  const { kvLen, kv, numHeads, headDim, tokenGaps, keyBlocks } = input;
   const pageTable =
     input.pageTable ?? Uint32Array.from({ length: pagesFor(kvLen, kv.pageSize) }, (_, i) => i);
   const kPool = packPagedPool(input.k, kvLen, kv, pageTable).data;
@@ -307,7 +445,8 @@ export async function denseDecodeOnHost(
     pageTable: createStorageBuffer(device, pageTable, 'decode page table'),
     out: createEmptyBuffer(device, numHeads * headDim * 4, 'decode out'),
   };
-  const decode = createDenseDecode(ctx, input, buffers, undefined, tokenGaps && { tokenGaps });
+  const subset = tokenGaps ? { tokenGaps } : keyBlocks && { keyBlocks };
+  const decode = createDenseDecode(ctx, input, buffers, undefined, subset);
   const encoder = device.createCommandEncoder();
   const pass = encoder.beginComputePass();
   decode.record(pass);

@@ -17,7 +17,11 @@ import { createEmptyBuffer, readBuffer } from '../gpu/buffers';
 import type { GpuContext } from '../gpu/context';
 import type { RecordDispatches } from '../gpu/timer';
 import { recordBlockSparsePrefill } from '../kernels/blockSparsePrefill';
-import { createDenseDecode, type DecodeTokenGap } from '../kernels/denseDecode';
+import {
+  createDenseDecode,
+  type DecodeKeyBlocks,
+  type DecodeTokenGap,
+} from '../kernels/denseDecode';
 import { createDensePrefill } from '../kernels/densePrefill';
 import type { AttentionShape, PagedKvLayout } from '../kernels/layout';
 import type { ModelOp } from '../kernels/model/common';
@@ -279,8 +283,9 @@ export function densePrefillOp(ctx: GpuContext, call: AttentionCall): AttentionO
 }
 
 /**
- * Dense split decode over `kvLen` tokens of the given pools, all of them or all but one gap per KV
- * head (sliding window + sinks, Ada-SnapKV); counts the tokens it reads per KV head.
+ * Dense split decode over `kvLen` tokens of the given pools: all of them, all but one gap per KV
+ * head (sliding window + sinks, Ada-SnapKV), or a user pattern's key blocks; counts the tokens it
+ * reads per KV head.
  */
 export function denseDecodeOp(
   ctx: GpuContext,
@@ -289,10 +294,14 @@ export function denseDecodeOp(
     ...call,
     kvLen: call.qStart + 1,
   },
-  tokenGaps?: readonly DecodeTokenGap[],
+  subset?: { tokenGaps: readonly DecodeTokenGap[] } | { keyBlocks: DecodeKeyBlocks },
 ): AttentionOp {
   const heads = call.shape.numKvHeads;
-  const read = Array.from({ length: heads }, (_, g) => pools.kvLen - (tokenGaps?.[g].length ?? 0));
+  const read = Array.from({ length: heads }, (_, g) =>
+    subset && 'keyBlocks' in subset
+      ? subset.keyBlocks.tokensRead[g]
+      : pools.kvLen - (subset?.tokenGaps[g].length ?? 0),
+  );
   const params = { ...decodeParams(call), kvLen: pools.kvLen };
   const buffers = {
     ...attentionBuffers(call),
@@ -300,7 +309,7 @@ export function denseDecodeOp(
     vPool: pools.vPool,
     pageTable: pools.pageTable,
   };
-  const decode = createDenseDecode(ctx, params, buffers, undefined, tokenGaps && { tokenGaps });
+  const decode = createDenseDecode(ctx, params, buffers, undefined, subset);
   const full = call.qStart + 1;
   return {
     record: decode.record,

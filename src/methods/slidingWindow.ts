@@ -180,7 +180,9 @@ export const slidingWindowMethod: SparseMethod = {
       ),
     decode: (ctx, p, call) => {
       const gap = gapOf(call.qStart + 1, p);
-      return denseDecodeOp(ctx, call, undefined, Array(call.shape.numKvHeads).fill(gap));
+      return denseDecodeOp(ctx, call, undefined, {
+        tokenGaps: Array(call.shape.numKvHeads).fill(gap),
+      });
     },
   },
 };

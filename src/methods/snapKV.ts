@@ -297,7 +297,7 @@ export function evictionInModel(
       );
       // Each KV head skips the slots between its kept tokens and keptStride (none for SnapKV).
       const gaps = lengths.map((n) => ({ start: n, length: keptStride - n }));
-      const attend = denseDecodeOp(ctx, call, { ...pools, kvLen: slot + 1 }, gaps);
+      const attend = denseDecodeOp(ctx, call, { ...pools, kvLen: slot + 1 }, { tokenGaps: gaps });
       const touched = lengths.map((n) => n + t + 1);
       const total = touched.map(() => call.qStart + 1);
       return {

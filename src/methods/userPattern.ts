@@ -11,23 +11,48 @@
  * are full, partial (a bitset) or empty (masks.ts blockMaskFromMaskMod). The params `window` and
  * `sinks` are in scope, so the default pattern (sliding window + sinks) has a sparsity knob.
  *
+ * Prefill runs the block-sparse kernel on the block mask. Decode runs split-K dense decode over the
+ * decoded row's mask (denseDecode.ts decodeKeyBlocks): each KV head reads the key blocks that any
+ * query head of its group keeps, and each query head weighs only its own kept keys, so a sinks +
+ * window pattern reads about what sliding window's decode reads.
+ *
  * Guarding: the source is compiled with `new Function` in strict mode, with common globals
  * (globalThis, self, document, fetch, ...) shadowed by undefined parameters. That stops accidents,
  * not a determined attacker, and it cannot stop an infinite loop: the user runs their own code in
  * their own tab. Errors (syntax, runtime, a non-boolean result) become UserPatternError with the
  * line number in the user's source where the engine tells it.
  */
-import { blockSparseOp, maskShapeOf, plannedOnce, type InModelAttention } from './inModel';
-import { blockMaskFromMaskMod, type MaskMod, type MaskShape } from './reference/masks';
+import type { GpuContext } from '../gpu/context';
+import { decodeKeyBlocks, denseDecodeOnHost, type DecodeKeyBlocks } from '../kernels/denseDecode';
+import {
+  blockSparseOp,
+  denseDecodeOp,
+  maskShapeOf,
+  plannedOnce,
+  type AttentionCall,
+  type AttentionOp,
+} from './inModel';
+import {
+  blockMaskFromMaskMod,
+  rowKeep,
+  type BlockMask,
+  type MaskMod,
+  type MaskShape,
+} from './reference/masks';
 import { windowForSparsity } from './slidingWindow';
 import {
   checkSparsity,
+  gpuKvLayout,
   numberParam,
   referenceFromMask,
   resolveParams,
   runPlannedMask,
   stringParam,
+  type MethodGpuInput,
+  type MethodGpuResult,
+  type MethodInput,
   type MethodParams,
+  type MethodReference,
   type ParamSpec,
   type SparseMethod,
 } from './types';
@@ -280,20 +305,101 @@ function plan(input: MaskShape, p?: Partial<MethodParams>) {
   );
 }
 
-/** Both phases: the block-sparse kernel on the mask, built once for all the layers of a step. */
-const blockSparseInModel: NonNullable<InModelAttention['prefill']> = (ctx, p, call) =>
-  blockSparseOp(ctx, call, () =>
-    plannedOnce('user_pattern', maskShapeOf(call), resolveParams(params, p), (shape) =>
-      plan(shape, p),
-    ),
+/** The mask of the call's query rows, built once for all the layers of a step. */
+const plannedMask = (call: AttentionCall, p: MethodParams) =>
+  plannedOnce('user_pattern', maskShapeOf(call), resolveParams(params, p), (shape) =>
+    plan(shape, p),
   );
+
+/**
+ * The mask's reference; in decode its units are what dense decode reads: per KV head, every token
+ * of each key block of `block` tokens holding a key that a query head of its group keeps (what
+ * each query head weighs is the mask, `kept`).
+ */
+function reference(input: MethodInput, p?: Partial<MethodParams>): MethodReference {
+  const mask = plan(input, p);
+  const result = referenceFromMask(input, mask);
+  if (input.numQueries !== 1) return result;
+  const { numKvHeads } = input;
+  const { blockK, numKeys } = mask;
+  const group = mask.numHeads / numKvHeads;
+  const keep = new Uint8Array(numKeys);
+  let touched = 0;
+  for (let g = 0; g < numKvHeads; g++) {
+    const read = new Uint8Array(mask.numKeyBlocks);
+    for (let h = g * group; h < (g + 1) * group; h++) {
+      rowKeep(mask, h, 0, keep);
+      keep.forEach((kept, t) => {
+        if (kept) read[Math.floor(t / blockK)] = 1;
+      });
+    }
+    read.forEach((listed, kb) => {
+      if (listed) touched += Math.min(blockK, numKeys - kb * blockK);
+    });
+  }
+  return { ...result, units: { unit: 'token', touched, total: numKeys * numKvHeads } };
+}
+
+/** Packed once per mask, so once for all the layers of a decode step. */
+const packedKeyBlocks = new WeakMap<BlockMask, DecodeKeyBlocks>();
+
+function keyBlocksOf(mask: BlockMask, numKvHeads: number): DecodeKeyBlocks {
+  const cached = packedKeyBlocks.get(mask);
+  if (cached?.numKvHeads === numKvHeads) return cached;
+  const keyBlocks = decodeKeyBlocks(mask, numKvHeads);
+  packedKeyBlocks.set(mask, keyBlocks);
+  return keyBlocks;
+}
+
+/**
+ * Decode on the GPU: split-K dense decode over the key blocks the row keeps (the block-sparse
+ * prefill kernel with one query leaves most of a large GPU idle); the tokens read are counted from
+ * the lists the kernel follows.
+ */
+async function runDecode(
+  ctx: GpuContext,
+  input: MethodGpuInput,
+  p: Partial<MethodParams> | undefined,
+): Promise<MethodGpuResult> {
+  const kvLen = input.qStart + 1;
+  const planStart = performance.now();
+  const keyBlocks = decodeKeyBlocks(plan(input, p), input.numKvHeads);
+  const plannerMs = performance.now() - planStart;
+  const start = performance.now();
+  const out = await denseDecodeOnHost(ctx, { ...input, kv: gpuKvLayout(input), kvLen, keyBlocks });
+  const kernelMs = performance.now() - start;
+  const touched = keyBlocks.tokensRead.reduce((a, b) => a + b, 0);
+  const total = kvLen * input.numKvHeads;
+  return {
+    out,
+    stats: {
+      measuredSparsity: 1 - touched / total,
+      blocksOrPagesTouched: touched,
+      total,
+      unit: 'token',
+      countedBy: 'shape',
+      plannerMs,
+      kernelMs,
+    },
+  };
+}
+
+/** In-model decode: dense decode over the row's key blocks, planning timed as planner time. */
+function decodeInModel(ctx: GpuContext, p: MethodParams, call: AttentionCall): AttentionOp {
+  const start = performance.now();
+  const keyBlocks = keyBlocksOf(plannedMask(call, p), call.shape.numKvHeads);
+  const plannerMs = performance.now() - start;
+  const op = denseDecodeOp(ctx, call, undefined, { keyBlocks });
+  return { ...op, readCount: async () => ({ ...(await op.readCount()), plannerMs }) };
+}
 
 export const userPatternMethod: SparseMethod = {
   name: 'user_pattern',
   label: 'Your pattern (mask_mod)',
   description:
     'Write a FlexAttention-style mask_mod(b, h, q_idx, kv_idx) -> bool; it becomes a block mask ' +
-    '(full, partial or empty blocks) that the block-sparse kernel follows. Patterns from ' +
+    '(full, partial or empty blocks) that the block-sparse kernel follows in prefill and dense ' +
+    'decode follows, key block by key block, in decode. Patterns from ' +
     'attention-gym (sliding window, dilated, prefix LM, document masking, sinks) port directly.',
   citation:
     'Dong et al., Flex Attention: A Programming Model for Generating Optimized Attention Kernels (2024)',
@@ -306,8 +412,14 @@ export const userPatternMethod: SparseMethod = {
     checkSparsity(s);
     return resolveParams(params, { window: windowForSparsity(s, shape, 4) });
   },
-  reference: (input, p) => referenceFromMask(input, plan(input, p)),
+  reference,
   planner: 'cpu',
-  run: (ctx, input, p) => runPlannedMask(ctx, input, () => plan(input, p)),
-  inModel: { prefill: blockSparseInModel, decode: blockSparseInModel },
+  run: (ctx, input, p) =>
+    input.numQueries === 1
+      ? runDecode(ctx, input, p)
+      : runPlannedMask(ctx, input, () => plan(input, p)),
+  inModel: {
+    prefill: (ctx, p, call) => blockSparseOp(ctx, call, () => plannedMask(call, p)),
+    decode: decodeInModel,
+  },
 };

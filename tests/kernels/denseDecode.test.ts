@@ -4,12 +4,16 @@ import { roundToFloat16 } from '../../src/gpu/f16';
 import { acquireNodeGpuContext } from '../../src/gpu/node';
 import { attentionReference } from '../../src/kernels/attention.reference';
 import {
+  decodeKeyBlocks,
   decodeSplitPlan,
   denseDecodeOnHost,
+  type DecodeKeyBlocks,
   type DecodeParams,
 } from '../../src/kernels/denseDecode';
 import { defaultScale, type KvDtype } from '../../src/kernels/layout';
 import { pagesFor, shuffledPageTable } from '../../src/kernels/pagedKv';
+import { blockMaskFromMaskMod } from '../../src/methods/reference/masks';
+import { sparseAttention } from '../../src/methods/reference/sparseAttention';
 import { maxAbsError, randomFloats } from '../support/random';
 
 let ctx: GpuContext;
@@ -403,5 +407,119 @@ describe('dense decode attention', () => {
     const short = decodeSplitPlan(ctx, { ...params, kvLen: 100 });
     expect(short.numSplits * short.tokensPerSplit).toBeGreaterThanOrEqual(100);
     expect(short.numSplits).toBe(Math.ceil(100 / short.tokensPerSplit));
+  });
+});
+
+// User patterns in decode: the row's block mask, each KV head reading the key blocks any query head
+// of its group keeps, each query head weighing only its own keys.
+describe('dense decode over a decoded row’s key blocks', () => {
+  interface KeyBlockCase {
+    caseName: string;
+    block: number;
+    keep: (h: number, j: number, kvLen: number) => boolean;
+    noSubgroups?: boolean;
+  }
+  // Per query head: 20 sinks and a window of 70 to 94 keys (the last block is whole for the
+  // group); the second head of three also every 7th key of 32 .. 63, the third keys 96 .. 127
+  // (blocks the group's other heads skip). Further back, blocks no head keeps.
+  const mixed = (h: number, j: number, kvLen: number) =>
+    j < 20 ||
+    kvLen - 1 - j < 70 + 8 * (h % 4) ||
+    (h % 3 === 1 && j % 7 === 0 && j >= 32 && j < 64) ||
+    (h % 3 === 2 && j >= 96 && j < 128);
+  const keyBlockCases: KeyBlockCase[] = [
+    { caseName: 'd 128 f32, split tail', block: 16, keep: mixed },
+    { caseName: 'group 7, d 96 f16, page 64', block: 16, keep: mixed },
+    { caseName: 'group 8, page 64', block: 16, keep: mixed },
+    { caseName: 'scores > 100 f16', block: 64, keep: mixed },
+    { caseName: 'fallback, group 4 f16', block: 64, keep: mixed, noSubgroups: true },
+    { caseName: 'more splits than reduce lanes', block: 64, keep: mixed, noSubgroups: true },
+    // The second KV head's query heads keep nothing: it lists no block, and they output 0.
+    {
+      caseName: 'group 4, many splits',
+      block: 64,
+      keep: (h, j, kvLen) => h < 4 && mixed(h, j, kvLen),
+    },
+  ];
+
+  function maskOf(c: Case, block: number, keep: KeyBlockCase['keep']) {
+    const geometry = { numHeads: c.numHeads, numQueries: 1, qStart: c.kvLen - 1 };
+    return blockMaskFromMaskMod({ ...geometry, blockQ: block, blockK: block }, (_b, h, _q, j) =>
+      keep(h, j, c.kvLen),
+    );
+  }
+
+  async function decode(c: Case, keyBlocks: DecodeKeyBlocks | undefined, noSubgroups = false) {
+    const { q, k, v } = inputs(c);
+    return denseDecodeOnHost(noSubgroups ? withoutSubgroups(ctx) : ctx, {
+      ...c,
+      scale: defaultScale(c.headDim) * (c.scaleFactor ?? 1),
+      kv: { pageSize: c.pageSize, numKvHeads: c.numKvHeads, headDim: c.headDim, dtype: c.dtype },
+      q,
+      k,
+      v,
+      pageTable: shuffledPageTable(pagesFor(c.kvLen, c.pageSize), c.seed),
+      keyBlocks,
+    });
+  }
+
+  it.each(keyBlockCases)(
+    '$caseName, blocks of $block: equals sparse attention on the mask',
+    async ({ caseName, block, keep, noSubgroups }) => {
+      const c = cases.find((x) => x.name === caseName)!;
+      const mask = maskOf(c, block, keep);
+      const keyBlocks = decodeKeyBlocks(mask, c.numKvHeads);
+      // Whole, partial and unread blocks, and heads of one group listing different blocks.
+      const stride = keyBlocks.words[0];
+      const slots = keyBlocks.blocks.flatMap((list, g) =>
+        list.map((_, i) => keyBlocks.words[1 + c.numKvHeads + 2 * (g * stride + i) + 1]),
+      );
+      expect(slots).toContain(0xffffffff);
+      expect(slots.some((slot) => slot !== 0xffffffff)).toBe(true);
+      expect(keyBlocks.blocks[0].length).toBeLessThan(mask.numKeyBlocks);
+      const group = c.numHeads / c.numKvHeads;
+      const rows = Array.from({ length: group }, (_, h) =>
+        String(mask.keyBlock.subarray(mask.rowStart[h], mask.rowStart[h + 1])),
+      );
+      expect(new Set(rows).size).toBeGreaterThan(1);
+      const out = await decode(c, keyBlocks, noSubgroups);
+      const { q, k, v } = inputs(c);
+      const f16 = c.dtype === 'f16';
+      const expected = sparseAttention(
+        {
+          ...c,
+          q,
+          k: f16 ? roundToFloat16(k) : k,
+          v: f16 ? roundToFloat16(v) : v,
+          numQueries: 1,
+          qStart: c.kvLen - 1,
+          scale: defaultScale(c.headDim) * (c.scaleFactor ?? 1),
+        },
+        mask,
+      ).out;
+      const { error, magnitude } = maxAbsError(out, expected);
+      expect(magnitude).toBeGreaterThan(0);
+      expect(error).toBeLessThanOrEqual(1e-4 * magnitude);
+      expect(out.every(Number.isFinite)).toBe(true);
+      // The tokens read: every token of each listed block.
+      keyBlocks.blocks.forEach((list, g) => {
+        const tokens = list.reduce((n, kb) => n + Math.min(block, c.kvLen - kb * block), 0);
+        expect(keyBlocks.tokensRead[g]).toBe(tokens);
+      });
+    },
+  );
+
+  it('a pattern keeping every key reads the whole cache: dense decode, bit for bit', async () => {
+    const c = cases.find((x) => x.name === 'group 4, many splits')!;
+    const keyBlocks = decodeKeyBlocks(
+      maskOf(c, 64, () => true),
+      c.numKvHeads,
+    );
+    expect(keyBlocks.keepsAll).toBe(true);
+    expect(keyBlocks.tokensRead).toEqual([c.kvLen, c.kvLen]);
+    const dense = await decode(c, undefined);
+    expect(await decode(c, keyBlocks)).toEqual(dense);
+    // The key-block path itself on whole blocks: the same tokens in the same order.
+    expect(await decode(c, { ...keyBlocks, keepsAll: false })).toEqual(dense);
   });
 });

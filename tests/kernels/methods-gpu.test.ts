@@ -110,9 +110,9 @@ function blasstKernelReference(
 
 /**
  * One small case per phase of each method with a GPU path (decode only where prefill is absent, or
- * where decode runs another kernel: dense, sliding window).
+ * where decode runs another kernel: dense, sliding window, user patterns).
  */
-const decodesApart = ['dense', 'sliding_window'];
+const decodesApart = ['dense', 'sliding_window', 'user_pattern'];
 const cases = METHODS.filter((m) => m.run).flatMap((m) =>
   m.phases
     .filter((phase) => decodesApart.includes(m.name) || phase === m.phases[0])
@@ -133,6 +133,7 @@ describe('methods on the GPU match their CPU references', () => {
       'quest',
       'snapkv',
       'ada_snapkv',
+      'user_pattern',
       'user_pattern',
     ]);
     for (const m of METHODS) if (!m.run) expect(m.runUnavailable).toBeTruthy();
@@ -155,8 +156,8 @@ describe('methods on the GPU match their CPU references', () => {
     expect(stats.blocksOrPagesTouched).toBe(reference.units.touched);
     expect(stats.total).toBe(reference.units.total);
     expect(stats.measuredSparsity).toBe(unitSparsity(reference.units));
-    // Position-only decode reads what its shape says; the other sparse kernels count.
-    if (name === 'sliding_window' && phase === 'decode') {
+    // Position-only decode reads what its shape (or mask) says; the other sparse kernels count.
+    if ((name === 'sliding_window' || name === 'user_pattern') && phase === 'decode') {
       expect(stats.countedBy).toBe('shape');
       expect(stats.measuredSparsity).toBeGreaterThan(0);
     } else if (name !== 'dense') {

@@ -147,6 +147,43 @@ describe('sparse attention in the model (llama_gqa_tied)', () => {
     expect(Math.max(...c.stats.prefill.map((layer) => layer.sparsity))).toBeGreaterThan(0);
   });
 
+  it('a sinks + window mask_mod decodes as sliding window does, reading whole key blocks', async () => {
+    const sinksWindow = { window: 20, sinks: 4 };
+    const slid = await run({ decode: { name: 'sliding_window', params: sinksWindow } });
+    const user = await run({
+      decode: { name: 'user_pattern', params: { ...sinksWindow, block: 16 } },
+    });
+    expect(finite(user)).toBe(true);
+    user.decode.forEach((row, i) => expect(maxAbs(row, slid.decode[i])).toBeLessThan(1e-4));
+    expect(maxAbs(user.decode[1], dense.decode[1])).toBeGreaterThan(1e-4);
+    for (const layer of user.stats.decode) {
+      // 2 KV heads; kvLen 65 then 66: block 0 (the sinks) and blocks 2 .. 4 (the window).
+      expect(layer).toMatchObject({ method: 'user_pattern', unit: 'tokens', calls: 2 });
+      expect([layer.touched, layer.total]).toEqual([
+        2 * (16 + 32 + 1 + 16 + 32 + 2),
+        2 * (65 + 66),
+      ]);
+    }
+    // The head's own mask, not its group's union: heads of a group keep different keys.
+    const byHead = await run({
+      decode: {
+        name: 'user_pattern',
+        params: { source: '(b, h, q, kv) => q - kv < 8 + 12 * h || kv < 4', block: 16 },
+      },
+    });
+    expect(finite(byHead)).toBe(true);
+    const union = await run({
+      decode: {
+        name: 'user_pattern',
+        params: { source: '(b, h, q, kv) => q - kv < 8 + 12 * (h | 1) || kv < 4', block: 16 },
+      },
+    });
+    expect(maxAbs(byHead.decode[1], union.decode[1])).toBeGreaterThan(1e-4);
+    expect(byHead.stats.decode.map((l) => l.touched)).toEqual(
+      union.stats.decode.map((l) => l.touched),
+    );
+  });
+
   it('per-layer overrides: layer 0 dense keeps sparsity 0', async () => {
     const r = await run({
       prefill: { name: 'block_sparse', params: { topChunks: 3, chunkSize: 16 } },

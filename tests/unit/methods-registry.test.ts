@@ -185,7 +185,29 @@ describe('every method\u2019s reference', () => {
     const check = maxAbsError(result.output, sparseAttention(input, mask).out);
     expect(check.error).toBeLessThanOrEqual(1e-9);
     expect(result.units.touched).toBeLessThanOrEqual(result.units.total);
-    if (result.kept.kind === 'blocks') {
+    if (result.kept.kind === 'blocks' && result.units.unit === 'token') {
+      // User patterns in decode: each KV head reads every token of the key blocks its group's
+      // query heads list.
+      expect(phase).toBe('decode');
+      expect(result.kept.mask).toBe(mask);
+      const group = shape.numHeads / shape.numKvHeads;
+      const keys = shape.qStart + 1;
+      let read = 0;
+      for (let g = 0; g < shape.numKvHeads; g++) {
+        const listed = new Set<number>();
+        for (let h = g * group; h < (g + 1) * group; h++) {
+          mask.keyBlock.subarray(mask.rowStart[h], mask.rowStart[h + 1]).forEach((kb) => {
+            listed.add(kb);
+          });
+        }
+        for (const kb of listed) read += Math.min(mask.blockK, keys - kb * mask.blockK);
+      }
+      expect(result.units).toEqual({
+        unit: 'token',
+        touched: read,
+        total: keys * shape.numKvHeads,
+      });
+    } else if (result.kept.kind === 'blocks') {
       expect(result.kept.mask).toBe(mask);
       expect(result.units).toEqual({
         unit: 'block',
