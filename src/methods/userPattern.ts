@@ -197,6 +197,33 @@ function instantiate(
 }
 
 /**
+ * Whether the user's function cannot depend on h, read from its source: its parameters are plain
+ * names and its body never names the second one again (nor `arguments` or `eval`). Anything less
+ * clear (destructuring, defaults, a comment in the parameters, an object key `h`) counts as
+ * depending on h, which only costs the conversion its per-head work.
+ */
+export function ignoresHead(fn: (...args: never[]) => unknown): boolean {
+  const text = fn.toString();
+  const header = /^(?:async\s+)?(?:function\b[^(]*)?\(([^()]*)\)|^([A-Za-z_$][\w$]*)\s*=>/.exec(
+    text,
+  );
+  if (!header) return false;
+  const names = (header[1] ?? header[2]).split(',').map((name) => name.trim());
+  if (names.some((name, i) => !/^[A-Za-z_$][\w$]*$/.test(name) && !(name === '' && i > 0))) {
+    return false;
+  }
+  const body = text.slice(header[0].length);
+  if (/(^|[^\w$.])(arguments|eval)(?![\w$])/.test(body)) return false;
+  const head = names[1];
+  if (!head) return true;
+  const escaped = head.replace(/\$/g, '\\$');
+  return !new RegExp(`(^|[^\\w$.])${escaped}(?![\\w$])`).test(body);
+}
+
+/** A compiled mask_mod, and whether it ignores h (ignoresHead). */
+export type CompiledMaskMod = MaskMod & { readonly ignoresHead: boolean };
+
+/**
  * Compiles a mask_mod source: statements that define `mask_mod`, or one function expression.
  * Throws UserPatternError (with the line) on any error; the returned MaskMod throws it too when
  * the user's function throws or returns something other than a boolean or number.
@@ -204,7 +231,7 @@ function instantiate(
 export function compileMaskMod(
   source: string,
   scopeParams: { window: number; sinks: number } = { window: 1024, sinks: 4 },
-): MaskMod {
+): CompiledMaskMod {
   const scope = [scopeParams.window, scopeParams.sinks, ...SHADOWED.map(() => undefined)];
   let prelude = STATEMENT_PRELUDE;
   const statements = instantiate(STATEMENT_PRELUDE, source, STATEMENT_EPILOGUE, scope);
@@ -233,7 +260,7 @@ export function compileMaskMod(
     );
   }
   const user = fn as (b: number, h: number, q: number, kv: number) => unknown;
-  return (b, h, q, kv) => {
+  const maskMod: MaskMod = (b, h, q, kv) => {
     let result: unknown;
     try {
       result = user(b, h, q, kv);
@@ -248,6 +275,7 @@ export function compileMaskMod(
       null,
     );
   };
+  return Object.assign(maskMod, { ignoresHead: ignoresHead(user) });
 }
 
 const params: readonly ParamSpec[] = [
@@ -302,6 +330,7 @@ function plan(input: MaskShape, p?: Partial<MethodParams>) {
   return blockMaskFromMaskMod(
     { numHeads, numQueries, qStart, blockQ: block, blockK: block },
     maskMod,
+    { sameForEveryHead: maskMod.ignoresHead },
   );
 }
 

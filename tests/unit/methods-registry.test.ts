@@ -15,7 +15,7 @@ import {
   type MethodShape,
   type Phase,
 } from '../../src/methods/types';
-import { compileMaskMod, UserPatternError } from '../../src/methods/userPattern';
+import { compileMaskMod, DEFAULT_MASK_MOD, UserPatternError } from '../../src/methods/userPattern';
 import { maxAbsError, randomFloats } from '../support/random';
 
 const heads = { numHeads: 4, numKvHeads: 2, headDim: 16 };
@@ -261,9 +261,12 @@ describe('user_pattern', () => {
       '}',
     ].join('\n');
     const result = m.reference(input, { source, sinks: 2, block: 16 });
+    // The source never names h, so one head is converted for all (the conversion's own test
+    // checks that this equals the per-head one).
     const expected = blockMaskFromMaskMod(
       { ...prefillShape, blockQ: 16, blockK: 16 },
       (_b, _h, q, kv) => Math.floor(q / 40) === Math.floor(kv / 40) || kv < 2,
+      { sameForEveryHead: true },
     );
     for (const key of ['rowStart', 'keyBlock', 'blockKind', 'rule'] as const) {
       expect(result.mask[key]).toEqual(expected[key]);
@@ -314,6 +317,30 @@ describe('user_pattern', () => {
       /must return a boolean, got undefined/,
     );
     expect(compileMaskMod('(b, h, q, kv) => q - kv')(0, 0, 3, 3)).toBe(false);
+  });
+
+  it('tells from the source whether mask_mod can depend on h', () => {
+    const ignores = (source: string) => compileMaskMod(source).ignoresHead;
+    expect(ignores(DEFAULT_MASK_MOD)).toBe(true);
+    expect(ignores('function mask_mod(b, head, q, kv) {\n  return q - kv < 8;\n}')).toBe(true);
+    expect(ignores('(b) => true')).toBe(true);
+    expect(ignores('(b, h, q, kv) => q >= kv && h.toString() !== ""')).toBe(false);
+    expect(ignores('(b, h, q, kv) => h % 2 === 0 || q - kv < 4')).toBe(false);
+    expect(ignores('function mask_mod(b, h, q, kv) { return arguments[1] > 0; }')).toBe(false);
+    expect(ignores('function mask_mod(b, [h], q, kv) { return q >= kv; }')).toBe(false);
+    expect(ignores('function mask_mod(b, h = 0, q, kv) { return q >= kv; }')).toBe(false);
+    // A word h anywhere in the body (here an object key) counts as using it.
+    expect(ignores('(b, h, q, kv) => ({ h: 1 }).h === 1')).toBe(false);
+    // Head-dependent masks still differ per head through the method.
+    const perHead = m.reference(input, {
+      source: '(b, h, q, kv) => (h === 0 ? q - kv < 4 : kv < 8)',
+      block: 16,
+    });
+    const { mask } = perHead;
+    const rows = mask.numQueryBlocks;
+    expect(mask.keyBlock.slice(mask.rowStart[rows], mask.rowStart[2 * rows])).not.toEqual(
+      mask.keyBlock.slice(0, mask.rowStart[rows]),
+    );
   });
 
   it('shadows the usual globals', () => {
