@@ -4,7 +4,7 @@
  * window only, skipping the keys between them (one query needs no blocks: its keys are two runs).
  */
 import type { GpuContext } from '../gpu/context';
-import { denseDecodeOnHost } from '../kernels/denseDecode';
+import type { DecodeTokenGap } from '../kernels/denseDecode';
 import { blockSparseOp, denseDecodeOp, maskShapeOf, plannedOnce } from './inModel';
 import { causalTotal, type MaskShape } from './reference/masks';
 import { closestOnDecreasing } from './reference/select';
@@ -16,14 +16,13 @@ import {
 } from './reference/slidingWindow';
 import {
   checkSparsity,
-  gpuKvLayout,
   numberParam,
   referenceFromMask,
   resolveParams,
+  runDecodeSubset,
   runPlannedMask,
   shapeLength,
   type MethodGpuInput,
-  type MethodGpuResult,
   type MethodInput,
   type MethodParams,
   type MethodReference,
@@ -120,36 +119,13 @@ function reference(input: MethodInput, p?: Partial<MethodParams>): MethodReferen
   };
 }
 
-/** Decode on the GPU: dense decode over the sinks and the window, the tokens it reads counted. */
-async function runDecode(
-  ctx: GpuContext,
-  input: MethodGpuInput,
-  p: Partial<MethodParams> | undefined,
-): Promise<MethodGpuResult> {
-  const kvLen = input.qStart + 1;
-  const planStart = performance.now();
-  const gap = gapOf(kvLen, p);
-  const plannerMs = performance.now() - planStart;
-  const kv = gpuKvLayout(input);
-  const start = performance.now();
-  const tokenGaps = Array(input.numKvHeads).fill(gap);
-  const out = await denseDecodeOnHost(ctx, { ...input, kv, kvLen, tokenGaps });
-  const kernelMs = performance.now() - start;
-  const touched = (kvLen - gap.length) * input.numKvHeads;
-  const total = kvLen * input.numKvHeads;
-  return {
-    out,
-    stats: {
-      measuredSparsity: 1 - touched / total,
-      blocksOrPagesTouched: touched,
-      total,
-      unit: 'token',
-      countedBy: 'shape',
-      plannerMs,
-      kernelMs,
-    },
-  };
-}
+/** Decode on the GPU: dense decode over the sinks and the window. */
+const runDecode = (ctx: GpuContext, input: MethodGpuInput, p?: Partial<MethodParams>) =>
+  runDecodeSubset(ctx, input, (kvLen) => {
+    const gap = gapOf(kvLen, p);
+    const tokenGaps = Array<DecodeTokenGap>(input.numKvHeads).fill(gap);
+    return { subset: { tokenGaps }, tokensRead: tokenGaps.map(() => kvLen - gap.length) };
+  });
 
 export const slidingWindowMethod: SparseMethod = {
   name: 'sliding_window',

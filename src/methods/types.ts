@@ -56,6 +56,11 @@
 import type { GpuContext } from '../gpu/context';
 import type { ReferenceInput } from '../kernels/attention.reference';
 import { blockSparsePrefillOnHost } from '../kernels/blockSparsePrefill';
+import {
+  denseDecodeOnHost,
+  type DecodeKeyBlocks,
+  type DecodeTokenGap,
+} from '../kernels/denseDecode';
 import type { AttentionShape, KvDtype, PagedKvLayout } from '../kernels/layout';
 import type { InModelAttention } from './inModel';
 import { blockCounts, measuredSparsity, type BlockMask } from './reference/masks';
@@ -344,6 +349,44 @@ export async function runPlannedMask(
       total,
       unit: 'block',
       countedBy: 'kernel',
+      plannerMs,
+      kernelMs,
+    },
+  };
+}
+
+/** What a decode method reads of the cache through dense decode, and the tokens per KV head. */
+export interface DecodeSubsetPlan {
+  subset: { tokenGaps: readonly DecodeTokenGap[] } | { keyBlocks: DecodeKeyBlocks };
+  tokensRead: readonly number[];
+}
+
+/**
+ * GPU path of the decode methods that read part of the cache through dense decode (sliding
+ * window, user patterns): plan the subset (timed), run it, report the tokens it reads.
+ */
+export async function runDecodeSubset(
+  ctx: GpuContext,
+  input: MethodGpuInput,
+  plan: (kvLen: number) => DecodeSubsetPlan,
+): Promise<MethodGpuResult> {
+  const kvLen = input.qStart + 1;
+  const planStart = performance.now();
+  const { subset, tokensRead } = plan(kvLen);
+  const plannerMs = performance.now() - planStart;
+  const kernelStart = performance.now();
+  const out = await denseDecodeOnHost(ctx, { ...input, kv: gpuKvLayout(input), kvLen, ...subset });
+  const kernelMs = performance.now() - kernelStart;
+  const touched = tokensRead.reduce((a, b) => a + b, 0);
+  const total = kvLen * input.numKvHeads;
+  return {
+    out,
+    stats: {
+      measuredSparsity: 1 - touched / total,
+      blocksOrPagesTouched: touched,
+      total,
+      unit: 'token',
+      countedBy: 'shape',
       plannerMs,
       kernelMs,
     },

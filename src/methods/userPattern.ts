@@ -23,7 +23,7 @@
  * line number in the user's source where the engine tells it.
  */
 import type { GpuContext } from '../gpu/context';
-import { decodeKeyBlocks, denseDecodeOnHost, type DecodeKeyBlocks } from '../kernels/denseDecode';
+import { decodeKeyBlocks, type DecodeKeyBlocks } from '../kernels/denseDecode';
 import {
   blockSparseOp,
   denseDecodeOp,
@@ -42,14 +42,13 @@ import {
 import { windowForSparsity } from './slidingWindow';
 import {
   checkSparsity,
-  gpuKvLayout,
   numberParam,
   referenceFromMask,
   resolveParams,
+  runDecodeSubset,
   runPlannedMask,
   stringParam,
   type MethodGpuInput,
-  type MethodGpuResult,
   type MethodInput,
   type MethodParams,
   type MethodReference,
@@ -382,36 +381,13 @@ function keyBlocksOf(mask: BlockMask, numKvHeads: number): DecodeKeyBlocks {
 
 /**
  * Decode on the GPU: split-K dense decode over the key blocks the row keeps (the block-sparse
- * prefill kernel with one query leaves most of a large GPU idle); the tokens read are counted from
- * the lists the kernel follows.
+ * prefill kernel with one query leaves most of a large GPU idle).
  */
-async function runDecode(
-  ctx: GpuContext,
-  input: MethodGpuInput,
-  p: Partial<MethodParams> | undefined,
-): Promise<MethodGpuResult> {
-  const kvLen = input.qStart + 1;
-  const planStart = performance.now();
-  const keyBlocks = decodeKeyBlocks(plan(input, p), input.numKvHeads);
-  const plannerMs = performance.now() - planStart;
-  const start = performance.now();
-  const out = await denseDecodeOnHost(ctx, { ...input, kv: gpuKvLayout(input), kvLen, keyBlocks });
-  const kernelMs = performance.now() - start;
-  const touched = keyBlocks.tokensRead.reduce((a, b) => a + b, 0);
-  const total = kvLen * input.numKvHeads;
-  return {
-    out,
-    stats: {
-      measuredSparsity: 1 - touched / total,
-      blocksOrPagesTouched: touched,
-      total,
-      unit: 'token',
-      countedBy: 'shape',
-      plannerMs,
-      kernelMs,
-    },
-  };
-}
+const runDecode = (ctx: GpuContext, input: MethodGpuInput, p?: Partial<MethodParams>) =>
+  runDecodeSubset(ctx, input, () => {
+    const keyBlocks = decodeKeyBlocks(plan(input, p), input.numKvHeads);
+    return { subset: { keyBlocks }, tokensRead: keyBlocks.tokensRead };
+  });
 
 /** In-model decode: dense decode over the row's key blocks, planning timed as planner time. */
 function decodeInModel(ctx: GpuContext, p: MethodParams, call: AttentionCall): AttentionOp {
