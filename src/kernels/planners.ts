@@ -221,7 +221,7 @@ export function blockSparseMaskFromRows(
   const numQueryBlocks = ceilDiv(shape.numQueries, blockSize);
   return blockMaskFromLists({ ...shape, blockQ: blockSize, blockK: blockSize }, (h, qb) => {
     const r = h * numQueryBlocks + qb;
-    return Array.from(rows.subarray(r * rowStride, r * rowStride + rowLength[r]));
+    return rows.subarray(r * rowStride, r * rowStride + rowLength[r]);
   });
 }
 

@@ -12,6 +12,7 @@ import { coverCount, flexPrefill } from '../../src/methods/reference/flexPrefill
 import {
   blockClass,
   blockCounts,
+  blockMaskFromLists,
   blockMaskFromMaskMod,
   causalTotal,
   computedCount,
@@ -157,6 +158,19 @@ describe('block masks', () => {
     expect(Array.from(once.keyBlock)).toEqual(Array.from(perHead.keyBlock));
     expect(Array.from(once.blockKind)).toEqual(Array.from(perHead.blockKind));
     expect(computedCount(once)).toBe(computedCount(perHead));
+  });
+
+  it('builds block lists in any order into ascending rows, and rejects invalid blocks', () => {
+    const geometry = { numHeads: 2, numQueries: 20, qStart: 4, blockQ: 8, blockK: 8 };
+    const mask = blockMaskFromLists(geometry, (h, qb) =>
+      h === 0 ? [Math.min(qb + 1, 2), 0] : [qb],
+    );
+    expect(Array.from(mask.rowStart)).toEqual([0, 2, 4, 6, 7, 8, 9]);
+    expect(Array.from(mask.keyBlock)).toEqual([0, 1, 0, 2, 0, 2, 0, 1, 2]);
+    // Query block 0 (rows 0-7 at positions 4-11) sees key blocks 0 and 1 only.
+    for (const bad of [[2], [-1], [0, 0]]) {
+      expect(() => blockMaskFromLists(geometry, () => bad)).toThrow(/invalid key block/);
+    }
   });
 
   it('orMasks of a window and sinks equals the sliding-window rule', () => {
