@@ -299,6 +299,22 @@ export type DecodeSubset =
   | { tokenGaps: readonly DecodeTokenGap[] }
   | { keyBlocks: DecodeKeyBlocks };
 
+/** The subsets made on the CPU (Quest's page list is made on the GPU). */
+export type DecodeTokenSubset = Exclude<DecodeSubset, { pageList: DecodePageList }>;
+
+/** Tokens each KV head reads of a cache of kvLen tokens: all of them without a subset. */
+export function tokensReadPerKvHead(
+  kvLen: number,
+  numKvHeads: number,
+  subset?: DecodeTokenSubset,
+): number[] {
+  return Array.from({ length: numKvHeads }, (_, g) =>
+    subset && 'keyBlocks' in subset
+      ? subset.keyBlocks.tokensRead[g]
+      : kvLen - (subset?.tokenGaps[g].length ?? 0),
+  );
+}
+
 export function createDenseDecode(
   ctx: GpuContext,
   params: DecodeParams,

@@ -19,8 +19,8 @@ import type { RecordDispatches } from '../gpu/timer';
 import { recordBlockSparsePrefill } from '../kernels/blockSparsePrefill';
 import {
   createDenseDecode,
-  type DecodeKeyBlocks,
-  type DecodeTokenGap,
+  tokensReadPerKvHead,
+  type DecodeTokenSubset,
 } from '../kernels/denseDecode';
 import { createDensePrefill } from '../kernels/densePrefill';
 import type { AttentionShape, PagedKvLayout } from '../kernels/layout';
@@ -294,14 +294,10 @@ export function denseDecodeOp(
     ...call,
     kvLen: call.qStart + 1,
   },
-  subset?: { tokenGaps: readonly DecodeTokenGap[] } | { keyBlocks: DecodeKeyBlocks },
+  subset?: DecodeTokenSubset,
 ): AttentionOp {
   const heads = call.shape.numKvHeads;
-  const read = Array.from({ length: heads }, (_, g) =>
-    subset && 'keyBlocks' in subset
-      ? subset.keyBlocks.tokensRead[g]
-      : pools.kvLen - (subset?.tokenGaps[g].length ?? 0),
-  );
+  const read = tokensReadPerKvHead(pools.kvLen, heads, subset);
   const params = { ...decodeParams(call), kvLen: pools.kvLen };
   const buffers = {
     ...attentionBuffers(call),

@@ -121,11 +121,9 @@ function reference(input: MethodInput, p?: Partial<MethodParams>): MethodReferen
 
 /** Decode on the GPU: dense decode over the sinks and the window. */
 const runDecode = (ctx: GpuContext, input: MethodGpuInput, p?: Partial<MethodParams>) =>
-  runDecodeSubset(ctx, input, (kvLen) => {
-    const gap = gapOf(kvLen, p);
-    const tokenGaps = Array<DecodeTokenGap>(input.numKvHeads).fill(gap);
-    return { subset: { tokenGaps }, tokensRead: tokenGaps.map(() => kvLen - gap.length) };
-  });
+  runDecodeSubset(ctx, input, (kvLen) => ({
+    tokenGaps: Array<DecodeTokenGap>(input.numKvHeads).fill(gapOf(kvLen, p)),
+  }));
 
 export const slidingWindowMethod: SparseMethod = {
   name: 'sliding_window',

@@ -58,8 +58,8 @@ import type { ReferenceInput } from '../kernels/attention.reference';
 import { blockSparsePrefillOnHost } from '../kernels/blockSparsePrefill';
 import {
   denseDecodeOnHost,
-  type DecodeKeyBlocks,
-  type DecodeTokenGap,
+  tokensReadPerKvHead,
+  type DecodeTokenSubset,
 } from '../kernels/denseDecode';
 import type { AttentionShape, KvDtype, PagedKvLayout } from '../kernels/layout';
 import type { InModelAttention } from './inModel';
@@ -355,12 +355,6 @@ export async function runPlannedMask(
   };
 }
 
-/** What a decode method reads of the cache through dense decode, and the tokens per KV head. */
-export interface DecodeSubsetPlan {
-  subset: { tokenGaps: readonly DecodeTokenGap[] } | { keyBlocks: DecodeKeyBlocks };
-  tokensRead: readonly number[];
-}
-
 /**
  * GPU path of the decode methods that read part of the cache through dense decode (sliding
  * window, user patterns): plan the subset (timed), run it, report the tokens it reads.
@@ -368,16 +362,16 @@ export interface DecodeSubsetPlan {
 export async function runDecodeSubset(
   ctx: GpuContext,
   input: MethodGpuInput,
-  plan: (kvLen: number) => DecodeSubsetPlan,
+  plan: (kvLen: number) => DecodeTokenSubset,
 ): Promise<MethodGpuResult> {
   const kvLen = input.qStart + 1;
   const planStart = performance.now();
-  const { subset, tokensRead } = plan(kvLen);
+  const subset = plan(kvLen);
   const plannerMs = performance.now() - planStart;
   const kernelStart = performance.now();
   const out = await denseDecodeOnHost(ctx, { ...input, kv: gpuKvLayout(input), kvLen, ...subset });
   const kernelMs = performance.now() - kernelStart;
-  const touched = tokensRead.reduce((a, b) => a + b, 0);
+  const touched = tokensReadPerKvHead(kvLen, input.numKvHeads, subset).reduce((a, b) => a + b, 0);
   const total = kvLen * input.numKvHeads;
   return {
     out,

@@ -384,10 +384,9 @@ function keyBlocksOf(mask: BlockMask, numKvHeads: number): DecodeKeyBlocks {
  * prefill kernel with one query leaves most of a large GPU idle).
  */
 const runDecode = (ctx: GpuContext, input: MethodGpuInput, p?: Partial<MethodParams>) =>
-  runDecodeSubset(ctx, input, () => {
-    const keyBlocks = decodeKeyBlocks(plan(input, p), input.numKvHeads);
-    return { subset: { keyBlocks }, tokensRead: keyBlocks.tokensRead };
-  });
+  runDecodeSubset(ctx, input, () => ({
+    keyBlocks: decodeKeyBlocks(plan(input, p), input.numKvHeads),
+  }));
 
 /** In-model decode: dense decode over the row's key blocks, planning timed as planner time. */
 function decodeInModel(ctx: GpuContext, p: MethodParams, call: AttentionCall): AttentionOp {
