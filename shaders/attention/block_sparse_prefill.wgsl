@@ -18,7 +18,7 @@
 // page table and pool, three dependent reads, paid once per tile rather than once per word), then
 // stores them to workgroup memory.
 // Per chunk of keys, a full block applies only the causal mask (none below the diagonal), a
-// partial one its rule too, read a word of bits at a time (chunk_keep).
+// partial one its rule too, read as a word of bits per segment and row (segment_rule).
 // The invocations also write how many key blocks their mask row processed, so measured sparsity
 // comes from the kernel itself rather than from the mask.
 #if SUBGROUPS
@@ -123,55 +123,59 @@ fn fetch_tile(
   }
 }
 
-// Bit c set iff row pos keeps key first_key + c (c < KEYS_PER_CHUNK <= 32); block_row is the row
-// within the query block, state the block's state word for it and block_key the block's first key.
-// A partial block's rule comes as whole words of its bitsets, not bit by bit: the chunk's column
-// bits, its diagonal bits (d = pos - key, so reversed), or its row of the block's bitset.
-fn chunk_keep(
+// Bit c set iff the block's rule keeps key segment_key + c for the row at position pos (c < SEGMENT
+// <= 32; all set for a full block); block_row is the row within the query block, state the block's
+// state word for it and block_key the block's first key. Read once per segment rather than per chunk
+// of keys, as whole words of the rule's bitsets: the segment's column bits, its diagonal bits
+// (d = pos - key, so reversed), or its row of the block's bitset.
+fn segment_rule(
   state: u32,
-  first_key: u32,
+  segment_key: u32,
   pos: u32,
   head: u32,
   block_row: u32,
   block_key: u32,
 ) -> u32 {
-  var causal = 0xffffffffu;
-  if (first_key > pos) {
-    causal = 0u;
-  } else if (first_key + KEYS_PER_CHUNK > pos + 1u) {
-    causal = (1u << (pos + 1u - first_key)) - 1u; // 1 .. KEYS_PER_CHUNK - 1 keys
-  }
-  if ((state & 3u) != STATE_PARTIAL || causal == 0u) {
-    return causal;
+  if ((state & 3u) != STATE_PARTIAL || segment_key > pos) {
+    return 0xffffffffu;
   }
 #if RULE_VERTICAL_SLASH
   let head_words = head * params.rule_stride;
-  let columns = bits_from(params.rule_a + head_words, i32(first_key));
-  // Bit i of the diagonals read is diagonal pos - first_key - 31 + i: reversed, bit c is key c's.
-  let diagonals = reverseBits(bits_from(params.rule_b + head_words, i32(pos - first_key) - 31));
-  return causal & (columns | diagonals);
+  let columns = bits_from(params.rule_a + head_words, i32(segment_key));
+  // Bit i of the diagonals read is diagonal pos - segment_key - 31 + i: reversed, bit c is key c's.
+  let diagonals = reverseBits(bits_from(params.rule_b + head_words, i32(pos - segment_key) - 31));
+  return columns | diagonals;
 #else
 #if RULE_BITSET
   let slot_words = params.rule_b + (state >> 2u) * params.rule_stride;
-  return causal & bits_from(slot_words, i32(block_row * BLOCK_K + first_key - block_key));
+  return bits_from(slot_words, i32(block_row * BLOCK_K + segment_key - block_key));
 #else
-  return causal; // rule 'none' has no partial blocks
+  return 0xffffffffu; // rule 'none' has no partial blocks
 #endif
 #endif
 }
 
+// Bit c set iff key first_key + c is causal for the row at position pos (c < KEYS_PER_CHUNK <= 32).
+fn chunk_causal(first_key: u32, pos: u32) -> u32 {
+  if (first_key > pos) {
+    return 0u;
+  }
+  if (first_key + KEYS_PER_CHUNK > pos + 1u) {
+    return (1u << (pos + 1u - first_key)) - 1u; // 1 .. KEYS_PER_CHUNK - 1 keys
+  }
+  return 0xffffffffu;
+}
+
 // Scores, online softmax update and P @ V for tile keys [tile_key, tile_key + KEYS_PER_CHUNK),
-// absolute keys from first_key; row r of this invocation sits at position row_pos + r and at row
-// block_row + r of its query block.
+// absolute keys from first_key; row r of this invocation sits at position row_pos + r, and bit
+// rule_shift + c of rule[r] says whether the mask's rule keeps key first_key + c.
 fn attend_chunk(
   tile_key: u32,
   first_key: u32,
   row_pos: u32,
-  block_row: u32,
   lane: u32,
-  state: u32,
-  head: u32,
-  block_key: u32,
+  rule: array<u32, ROWS_PER_THREAD>,
+  rule_shift: u32,
 ) {
   var scores: array<array<f32, KEYS_PER_CHUNK>, ROWS_PER_THREAD>;
   #unroll
@@ -195,7 +199,7 @@ fn attend_chunk(
 
   #unroll
   for (var r = 0u; r < ROWS_PER_THREAD; r++) {
-    let keep = chunk_keep(state, first_key, row_pos + r, head, block_row + r, block_key);
+    let keep = chunk_causal(first_key, row_pos + r) & (rule[r] >> rule_shift);
     var chunk_max = NEG_BIG;
     #unroll
     for (var c = 0u; c < KEYS_PER_CHUNK; c++) {
@@ -295,21 +299,18 @@ fn main(
         if (segment % SEGMENTS_PER_BLOCK == 0u) {
           processed++;
         }
+        let row_pos = params.q_start + first_row;
+        var rule: array<u32, ROWS_PER_THREAD>;
+        #unroll
+        for (var r = 0u; r < ROWS_PER_THREAD; r++) {
+          rule[r] = segment_rule(state, segment_key, row_pos + r, head, block_row + r, block_key);
+        }
         for (var c = 0u; c < SEGMENT; c += KEYS_PER_CHUNK) {
           let chunk_key = segment_key + c;
           if (chunk_key > block_last_key) {
             break;
           }
-          attend_chunk(
-            s * SEGMENT + c,
-            chunk_key,
-            params.q_start + first_row,
-            block_row,
-            lane,
-            state,
-            head,
-            block_key,
-          );
+          attend_chunk(s * SEGMENT + c, chunk_key, row_pos, lane, rule, c);
         }
       }
     }

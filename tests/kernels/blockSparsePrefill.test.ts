@@ -144,15 +144,21 @@ describe('block-sparse causal prefill attention', () => {
     await expectMatchesReference(input, mask);
   });
 
-  it('follows a mask_mod bitset mask (16x16 blocks, d=128, f16 KV)', async () => {
-    const c: Case = { ...d128, numQueries: 83, qStart: 13, numHeads: 2, seed: 5 };
+  it('follows a mask_mod bitset mask (16x16 blocks at d=128, f16 KV; 64x64 at d=64)', async () => {
     // Rows with no kept key at all (q % 11 == 5 keeps none) must come out as 0.
     const maskMod = (_b: number, h: number, q: number, kv: number) =>
       q % 11 !== 5 && ((q + kv + h) % 3 === 0 || kv < 2 || q >> 4 === kv >> 4);
-    const mask = blockMaskFromMaskMod(geometry(c, 16), maskMod);
-    expect(mask.rule.kind).toBe('bitset');
-    expect(mask.blockKind).toContain(1);
-    await expectMatchesReference(makeInput(c), mask);
+    // 64-key blocks span two 32-key segments of a K/V tile: each reads its own half of a bitset row.
+    for (const [block, dims] of [
+      [16, d128],
+      [64, d64],
+    ] as const) {
+      const c: Case = { ...dims, numQueries: 83, qStart: 13, numHeads: 2, seed: 5 };
+      const mask = blockMaskFromMaskMod(geometry(c, block), maskMod);
+      expect(mask.rule.kind).toBe('bitset');
+      expect(mask.blockKind).toContain(1);
+      await expectMatchesReference(makeInput(c), mask);
+    }
   });
 
   it('query tiles of several mask rows: union of their lists, counts per mask row (64x64, 16x16)', async () => {
