@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { attentionReference, type ReferenceInput } from '../../src/kernels/attention.reference';
+import { seededRandom } from '../../src/engine/random';
 import { defaultScale } from '../../src/kernels/layout';
 import { adaSnapKV } from '../../src/methods/reference/adaSnapKV';
 import { blasst, blasstDecode, type BlasstParams } from '../../src/methods/reference/blasst';
@@ -10,6 +11,8 @@ import {
 } from '../../src/methods/reference/blockSparse';
 import { coverCount, flexPrefill } from '../../src/methods/reference/flexPrefill';
 import {
+  BLOCK_FULL,
+  BLOCK_PARTIAL,
   blockClass,
   blockCounts,
   blockMaskFromLists,
@@ -160,6 +163,33 @@ describe('block masks', () => {
     expect(computedCount(once)).toBe(computedCount(perHead));
   });
 
+  it('partial blocks with equal bits share one bitset: a window per head', () => {
+    const shape = { numHeads: 4, numQueries: 200, qStart: 56, blockQ: 16, blockK: 16 };
+    // Head h keeps a window of 20 + 8h keys: every query block's edge blocks repeat the head's cut.
+    const maskMod: MaskMod = (_b, h, q, kv) => q - kv < 20 + 8 * h;
+    const mask = blockMaskFromMaskMod(shape, maskMod);
+    if (mask.rule.kind !== 'bitset') throw new Error('expected a bitset rule');
+    const { slot, bits, wordsPerBlock } = mask.rule;
+    const partial = Array.from(slot).filter((s) => s >= 0);
+    const distinct = bits.length / wordsPerBlock;
+    expect(new Set(partial).size).toBe(distinct);
+    expect(distinct).toBeLessThan(partial.length / 4);
+    for (let a = 0; a < distinct; a++) {
+      for (let b = a + 1; b < distinct; b++) {
+        const bitsA = bits.subarray(a * wordsPerBlock, (a + 1) * wordsPerBlock);
+        const bitsB = bits.subarray(b * wordsPerBlock, (b + 1) * wordsPerBlock);
+        expect(Array.from(bitsA)).not.toEqual(Array.from(bitsB));
+      }
+    }
+    for (let h = 0; h < 4; h++) {
+      const kept = keptSet(mask, h);
+      for (let i = 0; i < 200; i++) {
+        for (let j = 0; j <= 56 + i; j++)
+          expect(kept.has(`${i},${j}`)).toBe(56 + i - j < 20 + 8 * h);
+      }
+    }
+  });
+
   it('builds block lists in any order into ascending rows, and rejects invalid blocks', () => {
     const geometry = { numHeads: 2, numQueries: 20, qStart: 4, blockQ: 8, blockK: 8 };
     const mask = blockMaskFromLists(geometry, (h, qb) =>
@@ -205,6 +235,47 @@ describe('block masks', () => {
       expect(blockCounts(mask)).toEqual(blockCounts(fromMod));
       expect(Array.from(mask.rowStart)).toEqual(Array.from(fromMod.rowStart));
       expect(Array.from(mask.blockKind)).toEqual(Array.from(fromMod.blockKind));
+    }
+  });
+
+  it('vertical-slash classification by words equals the element-wise one (32-bit edges, runs)', () => {
+    const random = seededRandom(21);
+    const numQueries = 150;
+    const qStart = 37;
+    const numKeys = qStart + numQueries;
+    // Per head: scattered bits, long runs (whole blocks kept: full by columns or by diagonals),
+    // and nothing at all.
+    const pick = (h: number) => {
+      const set = new Set<number>();
+      for (let b = 0; b < numKeys; b++) {
+        if (h === 0 ? random() < 0.08 : h === 1 ? b % 97 < 70 : false) set.add(b);
+      }
+      return set;
+    };
+    const columnSets = [0, 1, 2].map(pick);
+    const diagonalSets = [0, 1, 2].map((h) => (h === 2 ? new Set([0, 1, 2, 40]) : pick(h)));
+    for (const [blockQ, blockK] of [
+      [16, 16],
+      [64, 64],
+      [16, 64],
+      [64, 16],
+    ]) {
+      const shape = { numHeads: 3, numQueries, qStart, blockQ, blockK };
+      const mask = verticalSlashMask(
+        shape,
+        (h) => columnSets[h],
+        (h) => diagonalSets[h],
+      );
+      const fromMod = blockMaskFromMaskMod(
+        shape,
+        (_b, h, q, kv) => columnSets[h].has(kv) || diagonalSets[h].has(q - kv),
+      );
+      const label = `${blockQ}x${blockK}`;
+      expect(Array.from(mask.rowStart), label).toEqual(Array.from(fromMod.rowStart));
+      expect(Array.from(mask.keyBlock), label).toEqual(Array.from(fromMod.keyBlock));
+      expect(Array.from(mask.blockKind), label).toEqual(Array.from(fromMod.blockKind));
+      expect(mask.blockKind, label).toContain(BLOCK_FULL);
+      expect(mask.blockKind, label).toContain(BLOCK_PARTIAL);
     }
   });
 
