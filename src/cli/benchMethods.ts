@@ -24,7 +24,7 @@ import type { RecordDispatches } from '../gpu/timer';
 import type { AttentionShape } from '../kernels/layout';
 import type { AttentionCall, AttentionOp, LayerCache } from '../methods/inModel';
 import { methodsFor } from '../methods/registry';
-import type { Phase, SparseMethod } from '../methods/types';
+import type { MethodParams, Phase, SparseMethod } from '../methods/types';
 import {
   createLayerState,
   decodeAttention,
@@ -40,6 +40,10 @@ export interface MethodsBenchOptions {
   prefillLengths: readonly number[];
   decodeLengths: readonly number[];
   sparsities: readonly number[];
+  /** Only these methods (by registry name); all when absent. */
+  methodNames?: ReadonlySet<string>;
+  /** Params that replace a method's own, by registry name (a user pattern's source). */
+  paramOverrides?: Readonly<Record<string, Partial<MethodParams>>>;
   /** The benchmark's timer (ms of GPU time per run of `record`). */
   time: (record: RecordDispatches) => Promise<number>;
   runOnce: (record: RecordDispatches) => Promise<void>;
@@ -180,6 +184,7 @@ async function benchPhase(
 
   for (const method of methodsFor(phase)) {
     if (method.name === 'dense') continue;
+    if (options.methodNames && !options.methodNames.has(method.name)) continue;
     const seen = cpuPlanners.get(method.name);
     const predictedMs = seen ? seen.ms * (length / seen.length) ** 2 : 0;
     if (predictedMs > cpuPlannerLimitMs) {
@@ -189,7 +194,10 @@ async function benchPhase(
       continue;
     }
     for (const s of options.sparsities) {
-      const params = method.paramsForSparsity(s, { ...shape, numQueries, qStart });
+      const params = {
+        ...method.paramsForSparsity(s, { ...shape, numQueries, qStart }),
+        ...options.paramOverrides?.[method.name],
+      };
       const resolved = resolveMethod(phase, { name: method.name, params });
       const label = describeParams(method, resolved.params);
       const kernel = `${method.name} ${phase}${label ? ` (${label})` : ''}`;
