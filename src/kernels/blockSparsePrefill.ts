@@ -14,7 +14,12 @@ import {
 } from '../gpu/buffers';
 import type { GpuContext } from '../gpu/context';
 import type { RecordDispatches } from '../gpu/timer';
-import { BLOCK_PARTIAL, ceilDiv, type BlockMask } from '../methods/reference/masks';
+import {
+  BLOCK_PARTIAL,
+  causalKeyBlocks,
+  ceilDiv,
+  type BlockMask,
+} from '../methods/reference/masks';
 import {
   prefillTileConfig,
   type HostPrefillInput,
@@ -175,57 +180,77 @@ const STATE_PARTIAL = 2;
 /**
  * Per (head, query tile of rowsPerTile mask rows): the union of the rows' key blocks, ascending,
  * each as [key block, a state per row] (0: the row does not list it; STATE_FULL; STATE_PARTIAL +
- * 4 * the bitset rule's slot), after the tiles' first-entry offsets; then the rule's words.
+ * 4 * the bitset rule's slot). Words: the tiles' first-entry offsets, the rule's words, then the
+ * entries, written in place (the union's size is known only at the end; the words past it are
+ * not part of the returned view).
  */
 export function packTileMask(mask: BlockMask, rowsPerTile: number): PackedTileMask {
-  const { rowStart, keyBlock, blockKind, rule, numHeads, numQueryBlocks } = mask;
+  const { rowStart, keyBlock, blockKind, rule, numHeads, numQueryBlocks, numKeyBlocks } = mask;
   const ruleSections = ruleWords(mask, false);
   const numQueryTiles = ceilDiv(numQueryBlocks, rowsPerTile);
   const stride = 1 + rowsPerTile;
-  const entriesOffset = numHeads * numQueryTiles + 1;
-  // At most one union entry per listed block.
-  const entries = new Uint32Array(keyBlock.length * stride);
-  const cursor = new Uint32Array(rowsPerTile);
-  const end = new Uint32Array(rowsPerTile);
-  const tileStart = new Uint32Array(entriesOffset);
+  const tiles = numHeads * numQueryTiles;
+  // A tile's union holds at most its rows' entries, and at most the key blocks its rows see.
+  let bound = 0;
+  for (let h = 0; h < numHeads; h++) {
+    for (let t = 0; t < numQueryTiles; t++) {
+      const firstRow = h * numQueryBlocks + t * rowsPerTile;
+      const lastQb = Math.min(numQueryBlocks, (t + 1) * rowsPerTile) - 1;
+      const listed = rowStart[h * numQueryBlocks + lastQb + 1] - rowStart[firstRow];
+      bound += Math.min(listed, causalKeyBlocks(mask, lastQb));
+    }
+  }
+  const ruleA = tiles + 1;
+  const ruleB = ruleA + ruleSections.a.length;
+  const entriesOffset = ruleB + ruleSections.b.length;
+  const words = new Uint32Array(entriesOffset + bound * stride);
+  words.set(ruleSections.a, ruleA);
+  words.set(ruleSections.b, ruleB);
+  // Per key block of the tile: its state in each row (0: absent), and whether any row lists it.
+  const states = new Uint32Array(numKeyBlocks * rowsPerTile);
+  const listed = new Uint8Array(numKeyBlocks);
   let used = 0;
   for (let h = 0; h < numHeads; h++) {
     for (let t = 0; t < numQueryTiles; t++) {
-      for (let r = 0; r < rowsPerTile; r++) {
-        const qb = t * rowsPerTile + r;
-        const row = h * numQueryBlocks + Math.min(qb, numQueryBlocks - 1);
-        cursor[r] = qb < numQueryBlocks ? rowStart[row] : 0;
-        end[r] = qb < numQueryBlocks ? rowStart[row + 1] : 0;
+      // The rows' blocks by key block, then the union in ascending order: no merge of the lists.
+      let first = numKeyBlocks;
+      let last = -1;
+      for (let r = 0; r < rowsPerTile && t * rowsPerTile + r < numQueryBlocks; r++) {
+        const row = h * numQueryBlocks + t * rowsPerTile + r;
+        for (let e = rowStart[row]; e < rowStart[row + 1]; e++) {
+          const kb = keyBlock[e];
+          states[kb * rowsPerTile + r] =
+            blockKind[e] === BLOCK_PARTIAL
+              ? STATE_PARTIAL + 4 * (rule.kind === 'bitset' ? rule.slot[e] : 0)
+              : STATE_FULL;
+          listed[kb] = 1;
+          if (kb < first) first = kb;
+          if (kb > last) last = kb;
+        }
       }
-      // Merges the rows' ascending lists.
-      for (;;) {
-        let next = Infinity;
+      for (let kb = first; kb <= last; kb++) {
+        if (listed[kb] === 0) continue;
+        const base = entriesOffset + used * stride;
+        words[base] = kb;
+        const from = kb * rowsPerTile;
         for (let r = 0; r < rowsPerTile; r++) {
-          if (cursor[r] < end[r]) next = Math.min(next, keyBlock[cursor[r]]);
+          words[base + 1 + r] = states[from + r];
+          states[from + r] = 0;
         }
-        if (next === Infinity) break;
-        const base = used * stride;
-        entries[base] = next;
-        for (let r = 0; r < rowsPerTile; r++) {
-          const e = cursor[r];
-          if (e < end[r] && keyBlock[e] === next) {
-            entries[base + 1 + r] =
-              blockKind[e] === BLOCK_PARTIAL
-                ? STATE_PARTIAL + 4 * (rule.kind === 'bitset' ? rule.slot[e] : 0)
-                : STATE_FULL;
-            cursor[r]++;
-          }
-        }
+        listed[kb] = 0;
         used++;
       }
-      tileStart[h * numQueryTiles + t + 1] = used;
+      words[h * numQueryTiles + t + 1] = used;
     }
   }
-  const { words, ruleA, ruleB } = joinWithRule(
-    [tileStart, entries.subarray(0, used * stride)],
-    ruleSections,
-  );
-  return { words, numQueryTiles, entriesOffset, ruleA, ruleB, ruleStride: ruleSections.stride };
+  return {
+    words: words.subarray(0, entriesOffset + used * stride),
+    numQueryTiles,
+    entriesOffset,
+    ruleA,
+    ruleB,
+    ruleStride: ruleSections.stride,
+  };
 }
 
 function checkMask(params: PrefillParams, mask: BlockMask): void {

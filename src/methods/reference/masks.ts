@@ -132,27 +132,37 @@ export function blockMaskFromLists(
   blocks: (h: number, qb: number) => ArrayLike<number>,
 ): BlockMask {
   const numQueryBlocks = ceilDiv(geometry.numQueries, geometry.blockQ);
-  const rows: Int32Array[] = [];
+  const rows: ArrayLike<number>[] = [];
   let entries = 0;
   for (let h = 0; h < geometry.numHeads; h++) {
     for (let qb = 0; qb < numQueryBlocks; qb++) {
-      // A typed copy sorts numerically without a comparator: the planners' hot path at long L.
-      const list = Int32Array.from(blocks(h, qb)).sort();
-      const causal = causalKeyBlocks(geometry, qb);
-      for (let e = 0; e < list.length; e++) {
-        if (list[e] >= causal || list[e] < 0 || list[e] === list[e - 1]) {
-          throw new Error(`head ${h} query block ${qb}: invalid key block ${list[e]}`);
-        }
-      }
+      const list = blocks(h, qb);
       rows.push(list);
       entries += list.length;
     }
   }
   const mask = emptyMask(geometry, entries, { kind: 'none' });
   let e = 0;
-  rows.forEach((list, r) => {
-    mask.keyBlock.set(list, e);
-    e += list.length;
+  rows.forEach((given, r) => {
+    // The GPU planners list ascending: copied as they come; other lists are sorted first (a typed
+    // copy sorts numerically without a comparator).
+    let list = given;
+    for (let i = 1; i < list.length; i++) {
+      if (list[i] < list[i - 1]) {
+        list = Int32Array.from(given).sort();
+        break;
+      }
+    }
+    const qb = r % numQueryBlocks;
+    const causal = causalKeyBlocks(geometry, qb);
+    for (let i = 0; i < list.length; i++) {
+      const block = list[i];
+      if (block >= causal || block < 0 || (i > 0 && block === list[i - 1])) {
+        const h = Math.floor(r / numQueryBlocks);
+        throw new Error(`head ${h} query block ${qb}: invalid key block ${block}`);
+      }
+      mask.keyBlock[e++] = block;
+    }
     mask.rowStart[r + 1] = e;
   });
   return mask;
