@@ -60,6 +60,7 @@ import {
   verticalSlashMaskFromGrid,
 } from '../kernels/planners';
 import { createQuestSummaries, recordQuestDecode, type QuestTuning } from '../kernels/quest';
+import { METHODS } from '../methods/registry';
 import { parseModelConfig, type ModelConfig } from '../model/loading/config';
 import type { CpuLinear, CpuModel, CpuNorm } from '../model/runtime/cpuModel';
 import { createModel } from '../model/runtime/model';
@@ -81,7 +82,6 @@ import {
   type BenchRow,
 } from './benchCommon';
 import { benchMethods } from './benchMethods';
-import { METHODS } from '../methods/registry';
 
 const args = process.argv.slice(2);
 const flag = (name: string) => args.includes(`--${name}`);
@@ -133,6 +133,9 @@ const decodeLengths = quick ? [1024, 4096] : [4096, 16384, 32768, 65536];
  * time after a short pause (H100, sessions 23 and 24).
  */
 async function timeAdaptive(ctx: GpuContext, record: RecordDispatches): Promise<number> {
+  // Windows agree when the slowest of three is within this share of the fastest.
+  const settledSpread = 0.05;
+  const maxWindows = 12;
   const probe = await timeDispatches(ctx, record, { warmup: 1, repeats: 1 });
   let perRepeat = Math.max(probe.ms, 1e-3);
   const count = (ms: number) => Math.max(3, Math.min(2000, Math.ceil(ms / perRepeat)));
@@ -150,10 +153,6 @@ async function timeAdaptive(ctx: GpuContext, record: RecordDispatches): Promise<
   }
   return lastThree[1];
 }
-/** Windows of one timing agree when the slowest of three is within this share of the fastest. */
-const settledSpread = 0.05;
-const maxWindows = 12;
-
 async function benchCopy(ctx: GpuContext): Promise<BenchRow> {
   const bytes = Math.min(quick ? 16 << 20 : 512 << 20, ctx.caps.maxStorageBufferBindingSize);
   const src = createEmptyBuffer(ctx.device, bytes);
