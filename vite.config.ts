@@ -8,9 +8,10 @@ const softwareGpu = {
   VK_ICD_FILENAMES: process.env.VK_ICD_FILENAMES ?? '/usr/lib/chromium/vk_swiftshader_icd.json',
 };
 
-// The embedded model's checks are one long prefill each on SwiftShader (minutes). A clean checkout
-// has no timings for vitest to order files by, so it would start them last, on one worker, after
-// the others: started first, the other files fill the second worker meanwhile.
+// One run holds the unit, kernel and end-to-end files (npm test builds dist/ first). The embedded
+// model's checks are one long prefill each on SwiftShader (minutes). A clean checkout has no timings
+// for vitest to order files by, so it would start them last, on one worker, after the others:
+// started first, the other files fill the second worker meanwhile.
 class EmbeddedModelFirst extends BaseSequencer {
   override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
     const sorted = await super.sort(files);
@@ -25,8 +26,10 @@ export default defineConfig({
   build: { target: 'es2022', chunkSizeWarningLimit: 5000 },
   worker: { format: 'es' },
   test: {
-    // The kernel tests spend much of their time in SwiftShader's single-threaded stretches, so two
-    // test files at once keep even a 2-core machine busy (vitest's default there is one).
+    // Two files at once even on 2 cores: a kernel file spends long stretches in SwiftShader's
+    // single-threaded shader compiler, and an end-to-end file mostly waits on Chromium's GPU process.
+    // Run beside the kernel files rather than after them, the end-to-end files cost 812 s for the
+    // whole run on 2 cores, where the two runs in turn took 622 + 272 s.
     maxWorkers: Math.max(2, availableParallelism() - 1),
     sequence: { sequencer: EmbeddedModelFirst },
     projects: [
@@ -50,11 +53,11 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'e2e',
+          // Each file serves dist/ on its own free port to its own Chromium: files can overlap.
           include: ['tests/e2e/**/*.test.ts'],
           environment: 'node',
           testTimeout: 180_000,
           hookTimeout: 180_000,
-          fileParallelism: false,
         },
       },
     ],
