@@ -5,7 +5,7 @@
  */
 import { bindGroup } from '../../gpu/buffers';
 import type { GpuContext } from '../../gpu/context';
-import { grid, modelPipeline, uniformBuffer, type ModelOp } from './common';
+import { grid, uniformBuffer, type ModelOp } from './common';
 
 /** The activations a linear layer's epilogue (or the in-place GELU kernel) can apply. */
 export type LinearActivation = 'none' | 'gelu_tanh' | 'gelu';
@@ -29,7 +29,7 @@ export function createSwiGlu(
 ): ModelOp {
   const count = params.tokens * params.features;
   const fused = 'gateUp' in buffers;
-  const pipeline = modelPipeline(ctx, 'model/activation', {
+  const pipeline = ctx.pipelines.get('model/activation', {
     GATED: true,
     FUSED_GATE_UP: fused,
     ACTIVATION: 0,
@@ -56,7 +56,7 @@ export function createGelu(
   params: { count: number; kind: 'gelu_tanh' | 'gelu' },
   buffers: { x: GPUBuffer },
 ): ModelOp {
-  const pipeline = modelPipeline(ctx, 'model/activation', {
+  const pipeline = ctx.pipelines.get('model/activation', {
     GATED: false,
     FUSED_GATE_UP: false,
     ACTIVATION: params.kind === 'gelu_tanh' ? 1 : 2,

@@ -1,11 +1,9 @@
 /**
- * What the forward-pass launchers share: the op handle they return, pipelines (with `enable`
- * directives hoisted), uniforms, large 1-D grids, the start-position buffer, and weights split into
- * row chunks that each fit one storage binding.
+ * What the forward-pass launchers share: the op handle they return, uniforms, large 1-D grids, the
+ * start-position buffer, and weights split into row chunks that each fit one storage binding.
  */
 import { createStorageBuffer } from '../../gpu/buffers';
 import type { GpuContext } from '../../gpu/context';
-import { composeShader, type ShaderDefines } from '../../gpu/shaders';
 import type { RecordDispatches } from '../../gpu/timer';
 
 /** Weights (and embedding tables) as f32, or as f16 pairs packed in u32 along the row. */
@@ -22,33 +20,6 @@ export interface ModelOp {
  * it, so a decode step's ops can be recorded once and the position advanced with one writeBuffer.
  */
 export type StartPosition = number | GPUBuffer;
-
-// composeShader puts the defines first, but WGSL wants `enable` directives before any declaration.
-const pipelineCaches = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
-
-export function modelPipeline(
-  ctx: GpuContext,
-  shader: string,
-  defines: ShaderDefines,
-): GPUComputePipeline {
-  let cache = pipelineCaches.get(ctx.device);
-  if (!cache) pipelineCaches.set(ctx.device, (cache = new Map()));
-  const key = `${shader}|${JSON.stringify(defines)}`;
-  let found = cache.get(key);
-  if (!found) {
-    const lines = composeShader(shader, defines).split('\n');
-    const isEnable = (line: string) => /^\s*enable\s/.test(line);
-    const code = [...lines.filter(isEnable), ...lines.filter((line) => !isEnable(line))].join('\n');
-    const module = ctx.device.createShaderModule({ label: shader, code });
-    found = ctx.device.createComputePipeline({
-      label: key,
-      layout: 'auto',
-      compute: { module, entryPoint: 'main' },
-    });
-    cache.set(key, found);
-  }
-  return found;
-}
 
 /** A uniform buffer of 32-bit words: u32 unless the index is listed in `floats`. */
 export function uniformBuffer(

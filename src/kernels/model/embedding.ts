@@ -7,7 +7,6 @@ import { bindGroup } from '../../gpu/buffers';
 import type { GpuContext } from '../../gpu/context';
 import {
   grid,
-  modelPipeline,
   rowWords,
   startBuffer,
   uniformBuffer,
@@ -45,7 +44,7 @@ export function createEmbedding(
   const { tokens, features, dtype } = params;
   const words = rowWords(features, dtype);
   const positions = buffers.positions;
-  const pipeline = modelPipeline(ctx, 'model/embedding', {
+  const pipeline = ctx.pipelines.get('model/embedding', {
     TABLE_F16: dtype === 'f16',
     POSITIONS: Boolean(positions),
   });

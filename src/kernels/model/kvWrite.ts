@@ -8,14 +8,7 @@
 import { bindGroup } from '../../gpu/buffers';
 import type { GpuContext } from '../../gpu/context';
 import type { PagedKvLayout } from '../layout';
-import {
-  grid,
-  modelPipeline,
-  startBuffer,
-  uniformBuffer,
-  type ModelOp,
-  type StartPosition,
-} from './common';
+import { grid, startBuffer, uniformBuffer, type ModelOp, type StartPosition } from './common';
 
 const workgroupSize = 256;
 
@@ -73,7 +66,7 @@ export function createKvWrite(
       `kv write: rope needs a head dim divisible by ${f16 ? 4 : 2}, got ${kv.headDim}`,
     );
   }
-  const pipeline = modelPipeline(ctx, 'model/kv_write', {
+  const pipeline = ctx.pipelines.get('model/kv_write', {
     PAGE_SIZE: kv.pageSize,
     HEAD_DIM: kv.headDim,
     NUM_KV_HEADS: kv.numKvHeads,

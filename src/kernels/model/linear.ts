@@ -13,14 +13,7 @@
  */
 import { bindGroup } from '../../gpu/buffers';
 import type { GpuContext } from '../../gpu/context';
-import {
-  grid,
-  modelPipeline,
-  uniformBuffer,
-  type ModelOp,
-  type WeightChunk,
-  type WeightDtype,
-} from './common';
+import { grid, uniformBuffer, type ModelOp, type WeightChunk, type WeightDtype } from './common';
 import { activationReference, type LinearActivation } from './activation';
 
 export interface LinearParams {
@@ -139,7 +132,7 @@ export function createLinear(
         }
       : {}),
   };
-  const pipeline = modelPipeline(ctx, matvec ? 'model/matvec' : 'model/matmul', defines);
+  const pipeline = ctx.pipelines.get(matvec ? 'model/matvec' : 'model/matmul', defines);
   const rowVecs = inFeatures / (dtype === 'f16' ? 8 : 4);
   const dispatches = buffers.weight.map((chunk) => {
     const uniforms = uniformBuffer(

@@ -4,7 +4,7 @@
  */
 import { bindGroup } from '../../gpu/buffers';
 import type { GpuContext } from '../../gpu/context';
-import { grid, modelPipeline, uniformBuffer, type ModelOp } from './common';
+import { grid, uniformBuffer, type ModelOp } from './common';
 
 export type NormKind = 'rmsnorm' | 'layernorm';
 
@@ -32,7 +32,7 @@ export function createNorm(ctx: GpuContext, params: NormParams, buffers: NormBuf
   if (features % 4) throw new Error(`norm: features must be a multiple of 4, got ${features}`);
   const layerNorm = kind === 'layernorm';
   if (layerNorm && !buffers.bias) throw new Error('layernorm needs a bias');
-  const pipeline = modelPipeline(ctx, 'model/norm', { LAYER_NORM: layerNorm });
+  const pipeline = ctx.pipelines.get('model/norm', { LAYER_NORM: layerNorm });
   const uniforms = uniformBuffer(ctx.device, [features / 4, eps], [1], 'norm params');
   const bound = [uniforms, buffers.x, buffers.weight];
   if (layerNorm && buffers.bias) bound.push(buffers.bias);

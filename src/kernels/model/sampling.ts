@@ -12,7 +12,7 @@
  */
 import { bindGroup, createEmptyBuffer, readBuffer } from '../../gpu/buffers';
 import type { GpuContext } from '../../gpu/context';
-import { grid, modelPipeline, uniformBuffer, type ModelOp } from './common';
+import { grid, uniformBuffer, type ModelOp } from './common';
 
 export const maxTopK = 64;
 const workgroupSize = 256;
@@ -43,12 +43,12 @@ export function createTopK(ctx: GpuContext, params: TopKParams, buffers: TopKBuf
   const { device } = ctx;
   const blocks = Math.ceil(vocabSize / (workgroupSize * perThread));
   const candidates = blocks * k;
-  const partial = modelPipeline(ctx, 'model/sampling', {
+  const partial = ctx.pipelines.get('model/sampling', {
     FINAL: false,
     K: k,
     PER_THREAD: perThread,
   });
-  const final = modelPipeline(ctx, 'model/sampling', {
+  const final = ctx.pipelines.get('model/sampling', {
     FINAL: true,
     K: k,
     PER_THREAD: Math.ceil(candidates / workgroupSize),
