@@ -39,7 +39,8 @@ struct Params {
   group_size: u32,
   num_query_blocks: u32,
   num_query_tiles: u32,
-  // Sections of mask_words: per (head, query tile) the first union entry at 0, the entries
+  // Sections of mask_words: per (head, query tile) its first union entry and the one past its last at 0
+  // (packTileMask on the CPU, planner_tile_mask.wgsl on the GPU), the entries
   // (key block, then MASK_ROWS states) at entries_offset, the vertical-slash columns at rule_a and
   // the diagonals or the bitset bits at rule_b, rule_stride words per head or per slot.
   entries_offset: u32,
@@ -275,8 +276,8 @@ fn main(
   }
 
   let tile_index = head * params.num_query_tiles + query_tile;
-  let first_entry = mask_words[tile_index];
-  let num_segments = (mask_words[tile_index + 1u] - first_entry) * SEGMENTS_PER_BLOCK;
+  let first_entry = mask_words[2u * tile_index];
+  let num_segments = (mask_words[2u * tile_index + 1u] - first_entry) * SEGMENTS_PER_BLOCK;
   let num_loads = (num_segments + SEGMENTS_PER_TILE - 1u) / SEGMENTS_PER_TILE;
   // The last key any row of the tile sees, and the last one this invocation's query block sees.
   let last_key = min(params.q_start + first_query + QUERY_TILE, kv_len) - 1u;

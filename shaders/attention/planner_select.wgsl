@@ -38,11 +38,11 @@ const WORDS = WG / 32u;
 var<workgroup> hist: array<atomic<u32>, 16>;
 var<workgroup> bin_mass: array<f32, 16>;
 var<workgroup> reduce: array<f32, WG>;
-var<workgroup> scan: array<u32, WG>;
 var<workgroup> words: array<atomic<u32>, WORDS>;
 var<workgroup> ctl: array<u32, 4>;
 
 #include "common/order_key"
+#include "common/workgroup_scan"
 
 struct Row {
   base: u32,
@@ -95,25 +95,6 @@ fn sum_reduce(lid: u32, value: f32) -> f32 {
   let total = reduce[0];
   workgroupBarrier();
   return total;
-}
-
-// Inclusive prefix sum of flag over the workgroup; returns (inclusive, total).
-fn prefix_sum(lid: u32, flag: u32) -> vec2<u32> {
-  scan[lid] = flag;
-  workgroupBarrier();
-  for (var offset = 1u; offset < WG; offset *= 2u) {
-    var add = 0u;
-    if (lid >= offset) {
-      add = scan[lid - offset];
-    }
-    workgroupBarrier();
-    scan[lid] += add;
-    workgroupBarrier();
-  }
-  let mine = scan[lid];
-  let total = workgroupUniformLoad(&scan[WG - 1u]);
-  workgroupBarrier();
-  return vec2(mine, total);
 }
 
 #if COVER

@@ -16,7 +16,7 @@ struct Params {
 @group(0) @binding(4) var<storage, read> flat_bits: array<u32>;
 #endif
 
-var<workgroup> scan: array<u32, WG>;
+#include "common/workgroup_scan"
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -32,23 +32,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       keep |= (flat_bits[f / 32u] >> (f % 32u)) & 1u;
 #endif
     }
-    // Inclusive prefix sum of keep.
-    scan[lid] = keep;
-    workgroupBarrier();
-    for (var offset = 1u; offset < WG; offset *= 2u) {
-      var add = 0u;
-      if (lid >= offset) {
-        add = scan[lid - offset];
-      }
-      workgroupBarrier();
-      scan[lid] += add;
-      workgroupBarrier();
-    }
-    let rank = before + scan[lid] - keep;
+    let sums = prefix_sum(lid, keep);
+    let rank = before + sums.x - keep;
     if (keep == 1u && rank < params.kept_stride) {
       kept[g * params.kept_stride + rank] = t;
     }
-    before += workgroupUniformLoad(&scan[WG - 1u]);
+    before += sums.y;
   }
   if (lid == 0u) {
     lengths[g] = before;

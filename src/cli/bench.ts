@@ -24,10 +24,12 @@
  * blasst: BLASST prefill and split-K decode on structured inputs, both visit orders, lambda chosen
  * so that the kernel's counters show 70-80% of blocks skipped.
  * model: a model of SmolLM2-135M's shape with random weights through the runtime (prefill at 4K,
- * decode at 1K and 8K tokens), for tools/torch_model_bench.py to compare with.
+ * decode at 1K and 8K tokens), for tools/torch_model_bench.py to compare with; then its 4K prefill
+ * with each sparse prefill method at s = 0.9.
  * --sparsities replaces the target sparsities of the methods and sparse rows (0.5, 0.8, 0.9, 0.95);
- * --methods keeps only the listed methods of the methods section; --mask-mod gives the user pattern
- * there a source of one's own (its `window` still follows the target sparsity);
+ * --methods keeps only the listed methods of the methods section and of the model's method rows;
+ * --mask-mod gives the user pattern there a source of one's own (its `window` still follows the
+ * target sparsity);
  * --lengths replaces the methods, sparse and BLASST lengths (by default 8K..64K for the methods in
  * both phases; prefill 8K and 16K, decode 8K..64K for the others);
  * --blasst-splits repeats the BLASST decode rows for each blocks-per-split value; --blasst-curve
@@ -60,7 +62,7 @@ import {
   verticalSlashMaskFromGrid,
 } from '../kernels/planners';
 import { createQuestSummaries, recordQuestDecode, type QuestTuning } from '../kernels/quest';
-import { METHODS } from '../methods/registry';
+import { METHODS, methodsFor } from '../methods/registry';
 import { parseModelConfig, type ModelConfig } from '../model/loading/config';
 import type { CpuLinear, CpuModel, CpuNorm } from '../model/runtime/cpuModel';
 import { createModel } from '../model/runtime/model';
@@ -904,6 +906,7 @@ async function benchModel(ctx: GpuContext, report: (row: BenchRow) => void) {
     maxSeqLen: Math.max(...modelDecodeContexts, modelPrefillLength),
   });
   const shape = `SmolLM2-135M shape, f32`;
+  let densePrefillMs: number;
   /** Greedy tokens after the prompt, and when each reached the caller. */
   const generate = async (ids: number[], maxNewTokens: number) => {
     const arrivals: number[] = [];
@@ -930,6 +933,7 @@ async function benchModel(ctx: GpuContext, report: (row: BenchRow) => void) {
       },
       (run) => run.ms,
     );
+    densePrefillMs = prefill.ms;
     report({
       kernel: 'model prefill',
       shape,
@@ -962,6 +966,74 @@ async function benchModel(ctx: GpuContext, report: (row: BenchRow) => void) {
     }
   } finally {
     model.dispose();
+  }
+  await benchModelMethods(ctx, cpu, report, densePrefillMs);
+}
+
+/** Target sparsity of the model prefill rows of the sparse prefill methods. */
+const modelMethodSparsity = 0.9;
+
+/**
+ * The model prefill with each sparse prefill method of the registry at s = 0.9 in every layer,
+ * through the forward pass as the app runs it (a GPU planner plans, packs the kernel's mask and
+ * attends in the step's one submit; a CPU planner builds the mask first): GPU and wall time, the
+ * CPU planning time, the sparsity the kernels counted, and the GPU time against dense's prefill.
+ */
+async function benchModelMethods(
+  ctx: GpuContext,
+  cpu: CpuModel,
+  report: (row: BenchRow) => void,
+  densePrefillMs: number,
+) {
+  const { config } = cpu;
+  const prompt = promptIds(modelPrefillLength, config.vocabSize);
+  const shape = { ...config, numQueries: modelPrefillLength, qStart: 0 };
+  const only = methodNames(option('methods'));
+  for (const method of methodsFor('prefill')) {
+    if (method.name === 'dense' || (only && !only.has(method.name))) continue;
+    const params = method.paramsForSparsity(modelMethodSparsity, shape);
+    const model = createModel(ctx, cpu, {
+      maxSeqLen: modelPrefillLength,
+      attention: { prefill: { name: method.name, params } },
+    });
+    try {
+      await model.prefill(prompt.slice(0, model.prefillChunk));
+      const run = await untilSettled(
+        async () => {
+          model.reset();
+          const start = performance.now();
+          await model.prefill(prompt);
+          const layers = model.stats.prefill;
+          const sum = (pick: (layer: (typeof layers)[number]) => number) =>
+            layers.reduce((total, layer) => total + pick(layer), 0);
+          return {
+            wallMs: performance.now() - start,
+            ...model.timings.prefill,
+            measuredSparsity: 1 - sum((layer) => layer.touched) / sum((layer) => layer.total),
+            plannerCpuMs: sum((layer) => layer.plannerMs),
+          };
+        },
+        (run) => run.ms,
+      );
+      report({
+        kernel: `model prefill, ${method.name}`,
+        shape: 'SmolLM2-135M shape, f32',
+        length: modelPrefillLength,
+        ms: run.ms,
+        targetSparsity: modelMethodSparsity,
+        measuredSparsity: run.measuredSparsity,
+        plannerCpuMs: run.plannerCpuMs,
+        speedup: densePrefillMs / run.ms,
+        tokensPerSecond: modelPrefillLength / (run.ms / 1e3),
+        wallTokensPerSecond: modelPrefillLength / (run.wallMs / 1e3),
+        config: { params, submits: run.submits, wallMs: run.wallMs },
+      });
+    } catch (error) {
+      console.error(`  model prefill, ${method.name}: failed:`, error);
+      process.exitCode = 1;
+    } finally {
+      model.dispose();
+    }
   }
 }
 

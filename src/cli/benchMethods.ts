@@ -6,7 +6,8 @@
  * registry is benchmarked without a line here.
  *
  * Per row: the GPU planner (an op's `plan` dispatches, before its kernel) and the kernel timed
- * apart; the CPU planner time the op reported (mask building, reading a GPU plan back); the
+ * apart (a GPU plan's dispatches include its packing into the kernel's mask); the CPU planner time
+ * the op reported (a mask built on the CPU); the
  * sparsity from what the kernel counted; speed-ups over dense for the kernel alone and with the
  * GPU planner. A method whose planner runs inside its kernel's dispatches (Quest) or inside the
  * softmax loop (BLASST) has no planner row of its own: its kernel time includes it. Decode methods
@@ -70,7 +71,6 @@ async function timeOp(options: MethodsBenchOptions, op: AttentionOp): Promise<Ti
   if (op.plan) {
     plannerMs = await options.time(op.plan.record);
     await options.runOnce(op.plan.record);
-    await op.plan.resolve();
   }
   const ms = await options.time(op.record);
   const count = await op.readCount();

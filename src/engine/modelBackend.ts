@@ -142,9 +142,8 @@ async function inModelPrefillMask(
       op.plan.record(pass);
       pass.end();
       ctx.device.queue.submit([encoder.finish()]);
-      await op.plan.resolve();
     }
-    return op.keptMask?.() ?? null;
+    return (await op.keptMask?.()) ?? null;
   } finally {
     op.dispose();
     out.destroy();

@@ -109,8 +109,8 @@ export interface PhaseMeasurement {
   total: number;
   layers: LayerMeasurement[];
   /**
-   * CPU milliseconds the phase spent planning masks (CPU planners, reading back GPU plans); absent
-   * where the backend does not time planning.
+   * CPU milliseconds the phase spent building masks (CPU planners; GPU planners take none);
+   * absent where the backend does not time planning.
    */
   plannerMs?: number;
 }

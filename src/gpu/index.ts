@@ -4,3 +4,4 @@ export * from './timer';
 export * from './shaders';
 export * from './f16';
 export { PipelineCache } from './pipelines';
+export { StepScratch } from './scratch';

@@ -2,7 +2,8 @@
  * Block-sparse causal prefill attention (shaders/attention/block_sparse_prefill.wgsl): the dense
  * prefill kernel restricted to a BlockMask (src/methods/reference/masks.ts), with a per (head,
  * query block) count of the key blocks the kernel processed. The mask's CSR form (packMask) is
- * also what the attention map reads; the kernel reads it regrouped per query tile (packTileMask).
+ * also what the attention map reads; the kernel reads it regrouped per query tile: packTileMask on
+ * the CPU, or a GPU planner's packing (planners.ts) in the pass before it.
  */
 import {
   bindGroup,
@@ -19,6 +20,8 @@ import {
   causalKeyBlocks,
   ceilDiv,
   type BlockMask,
+  type ElementRule,
+  type MaskGeometry,
 } from '../methods/reference/masks';
 import {
   prefillTileConfig,
@@ -164,14 +167,29 @@ function joinWithRule(
   return { words, ruleA, ruleB };
 }
 
-/** The mask regrouped per query tile (see the shader's header and Params). */
-export interface PackedTileMask {
-  words: Uint32Array;
+/** Where the sections of a mask regrouped per query tile lie (see the shader's header and Params). */
+export interface TileMaskLayout {
   numQueryTiles: number;
   entriesOffset: number;
   ruleA: number;
   ruleB: number;
   ruleStride: number;
+}
+
+/** The mask regrouped per query tile, packed on the CPU. */
+export interface PackedTileMask extends TileMaskLayout {
+  words: Uint32Array;
+}
+
+/**
+ * What the kernel needs to know of a mask it reads from a GPU buffer: its blocks, its rule, and
+ * where its sections lie (a GPU planner's packing, planners.ts, or an upload of packTileMask).
+ */
+export interface TileMaskOnGpu {
+  geometry: MaskGeometry & { numQueryBlocks: number };
+  rule: ElementRule['kind'];
+  words: GPUBuffer;
+  layout: TileMaskLayout;
 }
 
 const STATE_FULL = 1;
@@ -180,9 +198,9 @@ const STATE_PARTIAL = 2;
 /**
  * Per (head, query tile of rowsPerTile mask rows): the union of the rows' key blocks, ascending,
  * each as [key block, a state per row] (0: the row does not list it; STATE_FULL; STATE_PARTIAL +
- * 4 * the bitset rule's slot). Words: the tiles' first-entry offsets, the rule's words, then the
- * entries, written in place (the union's size is known only at the end; the words past it are
- * not part of the returned view).
+ * 4 * the bitset rule's slot). Words: per tile its first entry and the one past its last, the rule's
+ * words, then the entries, written in place (the unions' sizes are known only at the end; the
+ * words past them are not part of the returned view).
  */
 export function packTileMask(mask: BlockMask, rowsPerTile: number): PackedTileMask {
   const { rowStart, keyBlock, blockKind, rule, numHeads, numQueryBlocks, numKeyBlocks } = mask;
@@ -200,7 +218,7 @@ export function packTileMask(mask: BlockMask, rowsPerTile: number): PackedTileMa
       bound += Math.min(listed, causalKeyBlocks(mask, lastQb));
     }
   }
-  const ruleA = tiles + 1;
+  const ruleA = 2 * tiles;
   const ruleB = ruleA + ruleSections.a.length;
   const entriesOffset = ruleB + ruleSections.b.length;
   const words = new Uint32Array(entriesOffset + bound * stride);
@@ -212,6 +230,8 @@ export function packTileMask(mask: BlockMask, rowsPerTile: number): PackedTileMa
   let used = 0;
   for (let h = 0; h < numHeads; h++) {
     for (let t = 0; t < numQueryTiles; t++) {
+      const tile = h * numQueryTiles + t;
+      words[2 * tile] = used;
       // The rows' blocks by key block, then the union in ascending order: no merge of the lists.
       let first = numKeyBlocks;
       let last = -1;
@@ -240,7 +260,7 @@ export function packTileMask(mask: BlockMask, rowsPerTile: number): PackedTileMa
         listed[kb] = 0;
         used++;
       }
-      words[h * numQueryTiles + t + 1] = used;
+      words[2 * tile + 1] = used;
     }
   }
   return {
@@ -253,7 +273,7 @@ export function packTileMask(mask: BlockMask, rowsPerTile: number): PackedTileMa
   };
 }
 
-function checkMask(params: PrefillParams, mask: BlockMask): void {
+function checkMask(params: PrefillParams, mask: MaskGeometry): void {
   if (
     mask.numHeads !== params.numHeads ||
     mask.numQueries !== params.numQueries ||
@@ -268,9 +288,14 @@ function checkMask(params: PrefillParams, mask: BlockMask): void {
 
 const shaderName = 'attention/block_sparse_prefill';
 
+/** Mask rows per query tile of the kernel, for masks of blockQ-query rows. */
+export function maskRowsPerTile(config: BlockSparseTileConfig, blockQ: number): number {
+  return config.queryTile / blockQ;
+}
+
 /**
- * Records the dispatch; the mask is uploaded once, here. dispose() frees what this call created
- * (the mask and uniform buffers), not the caller's buffers.
+ * Records the dispatch; the mask is packed and uploaded once, here. dispose() frees what this call
+ * created (the mask and uniform buffers), not the caller's buffers.
  */
 export function recordBlockSparsePrefill(
   ctx: GpuContext,
@@ -285,14 +310,53 @@ export function recordBlockSparsePrefill(
   ),
 ): { record: RecordDispatches; dispose: () => void } {
   checkMask(params, mask);
+  const { words, ...layout } = packTileMask(mask, maskRowsPerTile(config, mask.blockQ));
+  const maskBuffer = createStorageBuffer(ctx.device, words, 'block-sparse prefill mask');
+  const kernel = recordBlockSparsePrefillOnTiles(
+    ctx,
+    params,
+    { geometry: mask, rule: mask.rule.kind, words: maskBuffer, layout },
+    buffers,
+    config,
+  );
+  return {
+    record: kernel.record,
+    dispose: () => {
+      kernel.dispose();
+      maskBuffer.destroy();
+    },
+  };
+}
+
+/**
+ * Records the dispatch on a mask already in GPU memory (written by a GPU planner's packing in the
+ * same pass, or uploaded). dispose() frees the uniform buffer, not the mask.
+ */
+export function recordBlockSparsePrefillOnTiles(
+  ctx: GpuContext,
+  params: PrefillParams,
+  mask: TileMaskOnGpu,
+  buffers: BlockSparsePrefillBuffers,
+  config: BlockSparseTileConfig = blockSparseTileConfig(
+    ctx,
+    params.headDim,
+    mask.geometry.blockQ,
+    mask.geometry.blockK,
+  ),
+): { record: RecordDispatches; dispose: () => void } {
+  const { geometry, layout } = mask;
+  checkMask(params, geometry);
   if (
-    config.queryTile % mask.blockQ !== 0 ||
+    config.queryTile % geometry.blockQ !== 0 ||
     config.queryTile !== (config.threads / config.lanesPerRow) * config.rowsPerThread ||
-    config.segment !== Math.min(mask.blockK, config.keyTile)
+    config.segment !== Math.min(geometry.blockK, config.keyTile)
   ) {
     throw new Error('block-sparse prefill: the tile configuration does not match the mask blocks');
   }
-  const rowsPerTile = config.queryTile / mask.blockQ;
+  const rowsPerTile = maskRowsPerTile(config, geometry.blockQ);
+  if (layout.numQueryTiles !== ceilDiv(geometry.numQueryBlocks, rowsPerTile)) {
+    throw new Error('block-sparse prefill: the mask was packed for another query tile');
+  }
   const { numHeads, numKvHeads, headDim, numQueries, qStart, scale, kv } = params;
   const pipeline = ctx.pipelines.get(shaderName, {
     HEAD_DIM: headDim,
@@ -305,16 +369,14 @@ export function recordBlockSparsePrefill(
     ROW_GROUPS: config.threads / config.lanesPerRow,
     KEYS_PER_TILE: config.keyTile,
     KEYS_PER_CHUNK: config.keyChunk,
-    BLOCK_Q: mask.blockQ,
-    BLOCK_K: mask.blockK,
+    BLOCK_Q: geometry.blockQ,
+    BLOCK_K: geometry.blockK,
     SEGMENT: config.segment,
     MASK_ROWS: rowsPerTile,
     FETCH_TILES: true,
-    RULE_VERTICAL_SLASH: mask.rule.kind === 'vertical-slash',
-    RULE_BITSET: mask.rule.kind === 'bitset',
+    RULE_VERTICAL_SLASH: mask.rule === 'vertical-slash',
+    RULE_BITSET: mask.rule === 'bitset',
   });
-  const packed = packTileMask(mask, rowsPerTile);
-  const maskBuffer = createStorageBuffer(ctx.device, packed.words, 'block-sparse prefill mask');
   const uniforms = createUniformBuffer(
     ctx.device,
     [
@@ -323,12 +385,12 @@ export function recordBlockSparsePrefill(
       scale * Math.LOG2E,
       numHeads,
       groupSize(params),
-      mask.numQueryBlocks,
-      packed.numQueryTiles,
-      packed.entriesOffset,
-      packed.ruleA,
-      packed.ruleB,
-      packed.ruleStride,
+      geometry.numQueryBlocks,
+      layout.numQueryTiles,
+      layout.entriesOffset,
+      layout.ruleA,
+      layout.ruleB,
+      layout.ruleStride,
     ],
     [2],
     'block-sparse prefill params',
@@ -340,22 +402,16 @@ export function recordBlockSparsePrefill(
     buffers.vPool,
     buffers.pageTable,
     buffers.out,
-    maskBuffer,
+    mask.words,
     buffers.counts,
   ]);
   const record: RecordDispatches = (pass) => {
-    if (mask.numQueryBlocks === 0) return;
+    if (geometry.numQueryBlocks === 0) return;
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, group);
-    pass.dispatchWorkgroups(numHeads, packed.numQueryTiles);
+    pass.dispatchWorkgroups(numHeads, layout.numQueryTiles);
   };
-  return {
-    record,
-    dispose: () => {
-      maskBuffer.destroy();
-      uniforms.destroy();
-    },
-  };
+  return { record, dispose: () => uniforms.destroy() };
 }
 
 /**

@@ -8,9 +8,7 @@
  * q . pooled k per head, query block and causal key block) -> planner_select (radix select of the
  * top `topChunks` with the forced blocks). Output on the GPU: fixed-stride rows, row
  * r = head * numQueryBlocks + qb holds its kept key blocks ascending at r * rowStride, its count in
- * `rowLength[r]` (rowStride = min(topChunks, numKeyBlocks), the most a row can keep). The CSR form
- * of masks.ts (rowStart / keyBlock / blockKind, all blocks full) is built in the launcher after
- * readback (blockSparseMaskFromRows).
+ * `rowLength[r]` (rowStride = min(topChunks, numKeyBlocks), the most a row can keep).
  *
  * Vertical-Slash / FlexPrefill, per batch of heads: planner_vs_scores (the scaled scores of the
  * last rows, a tiled product) -> planner_vs_stats (softmax max and sum per row) -> planner_vs_sums
@@ -18,8 +16,12 @@
  * local diagonals; FlexPrefill first computes the cover count per head) -> planner_vs_blocks (block
  * classes from the bitsets). Output on the GPU: the 'vertical-slash' rule's bitsets (columns of all
  * heads, then diagonals of all heads, keyWords words each), the chosen counts per head, and a dense
- * class grid per (head, query block, key block): 0 empty, 1 full, 2 partial. The CSR form is built
- * from the grid in the launcher after readback (verticalSlashMaskFromGrid).
+ * class grid per (head, query block, key block): 0 empty, 1 full, 2 partial.
+ *
+ * Either plan then goes to the block-sparse kernel without leaving the GPU: planner_tile_mask packs
+ * the rows or the grid into the kernel's mask words (packTileMaskOnGpu), in the same pass. The CSR
+ * form of masks.ts (rowStart / keyBlock / blockKind) is built only where the CPU needs the mask
+ * (recall, tests), after readback: blockSparseMaskFromRows, verticalSlashMaskFromGrid.
  *
  * Memory: the Block-Sparse score scratch holds numHeads * numQueryBlocks * numKeyBlocks floats and
  * the class grid numHeads * numQueryBlocks * numKeyBlocks words; both must fit one storage binding.
@@ -34,7 +36,14 @@ import {
   readBuffer,
 } from '../gpu/buffers';
 import type { GpuContext } from '../gpu/context';
+import { scratchOrOwned, type StepScratch } from '../gpu/scratch';
 import type { RecordDispatches } from '../gpu/timer';
+import {
+  blockSparseTileConfig,
+  maskRowsPerTile,
+  type PackedTileMask,
+  type TileMaskOnGpu,
+} from './blockSparsePrefill';
 import { groupSize } from './layout';
 import type { HostPrefillInput, PrefillParams } from './densePrefill';
 import { packPagedPool, pagesFor } from './pagedKv';
@@ -43,6 +52,7 @@ import {
   BLOCK_PARTIAL,
   bitsetWords,
   blockMaskFromLists,
+  causalKeyBlocks,
   ceilDiv,
   type BlockMask,
 } from '../methods/reference/masks';
@@ -269,11 +279,13 @@ export interface VerticalSlashOutputs {
   scores: GPUBuffer;
 }
 
+/** `scratch`: the step's, for the buffers only the plan's own dispatches read. */
 export function planVerticalSlashOnGpu(
   ctx: GpuContext,
   params: PlannerParams,
   buffers: PlannerBuffers,
   options: VerticalSlashPlanOptions | FlexPrefillPlanOptions,
+  scratch?: StepScratch,
 ): GpuPlan<VerticalSlashOutputs> {
   const { device } = ctx;
   const { numHeads, numQueries, qStart } = params;
@@ -290,7 +302,14 @@ export function planVerticalSlashOnGpu(
   const numQueryBlocks = ceilDiv(numQueries, blockQ);
   const numKeyBlocks = ceilDiv(numKeys, blockK);
   checkBinding(ctx, numHeads * numQueryBlocks * numKeyBlocks * 4, 'the block class grid');
-  const estimation = createEstimation(ctx, params, buffers, rows, options.estimateScratchBytes);
+  const estimation = createEstimation(
+    ctx,
+    params,
+    buffers,
+    rows,
+    options.estimateScratchBytes,
+    scratch,
+  );
   const sumsPipeline = ctx.pipelines.get('attention/planner_vs_sums', { WG });
   const selectPipeline = ctx.pipelines.get('attention/planner_select', {
     WG,
@@ -298,7 +317,8 @@ export function planVerticalSlashOnGpu(
     COVER: flex,
   });
   const blocksPipeline = ctx.pipelines.get('attention/planner_vs_blocks', { WG: 64 });
-  const scores = createEmptyBuffer(device, 2 * numHeads * numKeys * 4, 'vs scores');
+  const owned: GPUBuffer[] = [];
+  const scores = scratchOrOwned(device, scratch, owned, 'vs scores', 2 * numHeads * numKeys * 4);
   const bits = createEmptyBuffer(device, 2 * numHeads * keyWords * 4, 'vs bitsets');
   const sizes = createEmptyBuffer(device, 2 * numHeads * 4, 'vs sizes');
   const classes = createEmptyBuffer(
@@ -355,7 +375,7 @@ export function planVerticalSlashOnGpu(
     pass.setBindGroup(0, blocksGroup);
     pass.dispatchWorkgroups(ceilDiv(numKeyBlocks, 64), numQueryBlocks, numHeads);
   };
-  const owned = [scores, bits, sizes, classes, selectUniforms, blocksUniforms];
+  owned.push(bits, sizes, classes, selectUniforms, blocksUniforms);
   return {
     record,
     outputs: {
@@ -396,6 +416,7 @@ export function createEstimation(
   buffers: PlannerBuffers,
   rows: number,
   scratchBytes = ESTIMATE_SCRATCH_BYTES,
+  scratch?: StepScratch,
 ) {
   const { device } = ctx;
   const { numHeads, numQueries, qStart, scale } = params;
@@ -409,8 +430,15 @@ export function createEstimation(
   const headsPerBatch = Math.min(numHeads, group * Math.max(1, fitting));
   const scoresPipeline = ctx.pipelines.get('attention/planner_vs_scores', kvDefines(params));
   const statsPipeline = ctx.pipelines.get('attention/planner_vs_stats', { WG });
-  const scaled = createEmptyBuffer(device, (headsPerBatch / group) * groupBytes, 'scaled scores');
-  const stats = createEmptyBuffer(device, numHeads * rows * 2 * 4, 'softmax stats');
+  const owned: GPUBuffer[] = [];
+  const scaled = scratchOrOwned(
+    device,
+    scratch,
+    owned,
+    'scaled scores',
+    (headsPerBatch / group) * groupBytes,
+  );
+  const stats = scratchOrOwned(device, scratch, owned, 'softmax stats', numHeads * rows * 2 * 4);
   const kvBuffers = [buffers.q, buffers.kPool, buffers.pageTable];
   const batches = Array.from({ length: ceilDiv(numHeads, headsPerBatch) }, (_, b) => {
     const headOffset = b * headsPerBatch;
@@ -444,9 +472,7 @@ export function createEstimation(
       pass.dispatchWorkgroups(rows, heads);
     },
     destroy() {
-      [scaled, stats, ...batches.map((batch) => batch.uniforms)].forEach((buffer) =>
-        buffer.destroy(),
-      );
+      [...owned, ...batches.map((batch) => batch.uniforms)].forEach((buffer) => buffer.destroy());
     },
   };
 }
@@ -497,6 +523,108 @@ export function verticalSlashMaskFromGrid(
   };
 }
 
+/** What the tile-mask packing reads: a Block-Sparse plan's rows or a Vertical-Slash class grid. */
+export type TileMaskSource =
+  | { kind: 'rows'; plan: BlockSparseOutputs; blockSize: number }
+  | { kind: 'grid'; plan: VerticalSlashOutputs };
+
+const PACK_WG = 256;
+/** Workgroup words of the Block-Sparse rows' bitmaps, shared by the tile's mask rows. */
+const PACK_BITMAP_WORDS = 2048;
+
+/**
+ * The block-sparse kernel's mask (TileMaskOnGpu) from a GPU plan, by planner_tile_mask.wgsl
+ * recorded after the plan in the same pass: the kernel then follows with no readback. Every query
+ * tile gets room for the most its union can hold (the causal key blocks of its last row; for rows,
+ * no more than its rows list); its first entry is written here, its union's size by the GPU.
+ */
+export function packTileMaskOnGpu(
+  ctx: GpuContext,
+  params: PlannerParams,
+  source: TileMaskSource,
+): GpuPlan<TileMaskOnGpu> {
+  const { device } = ctx;
+  const { numHeads, numQueries, qStart } = params;
+  const fromRows = source.kind === 'rows';
+  const blockQ = fromRows ? source.blockSize : source.plan.blockQ;
+  const blockK = fromRows ? source.blockSize : source.plan.blockK;
+  const { numQueryBlocks, numKeyBlocks } = source.plan;
+  const geometry = { numHeads, numQueries, qStart, blockQ, blockK, numQueryBlocks };
+  // The kernel's default tiling, which recordBlockSparsePrefillOnTiles also takes.
+  const config = blockSparseTileConfig(ctx, params.headDim, blockQ, blockK);
+  const rowsPerTile = maskRowsPerTile(config, blockQ);
+  const rowWords = PACK_BITMAP_WORDS / rowsPerTile;
+  if (fromRows && numKeyBlocks > rowWords * 32) {
+    throw new Error(
+      `block-sparse planner: ${numKeyBlocks} key blocks of ${blockK} tokens are more than the ` +
+        `GPU packing holds (${rowWords * 32}); use larger blocks or a shorter context`,
+    );
+  }
+  const numQueryTiles = ceilDiv(numQueryBlocks, rowsPerTile);
+  const tiles = numHeads * numQueryTiles;
+  const keyWords = fromRows ? 0 : source.plan.keyWords;
+  const ruleA = 2 * tiles;
+  const ruleB = ruleA + numHeads * keyWords;
+  const entriesOffset = ruleB + numHeads * keyWords;
+  const header = new Uint32Array(2 * tiles);
+  let capacity = 0;
+  for (let h = 0; h < numHeads; h++) {
+    for (let t = 0; t < numQueryTiles; t++) {
+      header[2 * (h * numQueryTiles + t)] = capacity;
+      const lastQb = Math.min(numQueryBlocks, (t + 1) * rowsPerTile) - 1;
+      const causal = causalKeyBlocks(geometry, lastQb);
+      const rows = lastQb + 1 - t * rowsPerTile;
+      capacity += fromRows ? Math.min(causal, rows * source.plan.rowStride) : causal;
+    }
+  }
+  const wordCount = entriesOffset + capacity * (1 + rowsPerTile);
+  checkBinding(ctx, wordCount * 4, 'the packed tile mask');
+  const words = createEmptyBuffer(device, wordCount * 4, 'block-sparse prefill mask (GPU plan)');
+  device.queue.writeBuffer(words, 0, header);
+  const pipeline = ctx.pipelines.get('attention/planner_tile_mask', {
+    WG: PACK_WG,
+    MASK_ROWS: rowsPerTile,
+    FROM_ROWS: fromRows,
+    ROW_WORDS: rowWords,
+  });
+  const uniforms = createUniformBuffer(device, [
+    numQueries,
+    qStart,
+    blockQ,
+    blockK,
+    numHeads,
+    numQueryBlocks,
+    numKeyBlocks,
+    numQueryTiles,
+    entriesOffset,
+    fromRows ? source.plan.rowStride : 0,
+    ruleA,
+    keyWords,
+  ]);
+  const inputs = fromRows
+    ? [source.plan.rows, source.plan.rowLength]
+    : [source.plan.classes, source.plan.bits];
+  const group = bindGroup(device, pipeline, [uniforms, ...inputs, words]);
+  return {
+    record: (pass) => {
+      if (tiles === 0) return;
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(0, group);
+      pass.dispatchWorkgroups(numQueryTiles, numHeads);
+    },
+    outputs: {
+      geometry,
+      rule: fromRows ? 'none' : 'vertical-slash',
+      words,
+      layout: { numQueryTiles, entriesOffset, ruleA, ruleB, ruleStride: keyWords },
+    },
+    destroy: () => {
+      words.destroy();
+      uniforms.destroy();
+    },
+  };
+}
+
 /** Input of the host helpers: the prefill's host input (V is not read). */
 export type HostPlannerInput = Omit<HostPrefillInput, 'v'>;
 
@@ -525,22 +653,52 @@ async function readU32(ctx: GpuContext, buffer: GPUBuffer, count: number): Promi
   return new Uint32Array(await readBuffer(ctx.device, buffer, Math.max(4, count * 4)), 0, count);
 }
 
+/** The GPU packing of a plan (packTileMaskOnGpu), read back. */
+async function readPacking(
+  ctx: GpuContext,
+  packing: GpuPlan<TileMaskOnGpu>,
+): Promise<PackedTileMask> {
+  const { words, layout } = packing.outputs;
+  return { ...layout, words: await readU32(ctx, words, words.size / 4) };
+}
+
+/** With `withTiles`, the plan is also packed into the kernel's mask on the GPU and read back. */
+function withPacking(
+  ctx: GpuContext,
+  input: HostPlannerInput,
+  source: TileMaskSource,
+  withTiles: boolean,
+): GpuPlan<TileMaskOnGpu> | null {
+  return withTiles ? packTileMaskOnGpu(ctx, input, source) : null;
+}
+
 export interface BlockSparseHostResult {
   mask: BlockMask;
   /** blocks[h][qb]: kept key blocks ascending (as the reference's `blocks`). */
   blocks: number[][][];
+  /** The GPU packing of the plan (withTiles). */
+  tiles?: PackedTileMask;
 }
 
-/** Uploads q and K, runs the Block-Sparse planner, reads the rows back and builds the CSR mask. */
+/**
+ * Uploads q and K, runs the Block-Sparse planner (and with `withTiles` its packing), reads the rows
+ * back and builds the CSR mask.
+ */
 export async function planBlockSparseOnHost(
   ctx: GpuContext,
   input: HostPlannerInput,
   options: BlockSparsePlanOptions,
+  withTiles = false,
 ): Promise<BlockSparseHostResult> {
   const buffers = uploadInputs(ctx, input);
   const plan = planBlockSparseOnGpu(ctx, input, buffers, options);
+  const source = { kind: 'rows' as const, plan: plan.outputs, blockSize: options.blockSize };
+  const packing = withPacking(ctx, input, source, withTiles);
   try {
-    submit(ctx, plan.record);
+    submit(ctx, (pass) => {
+      plan.record(pass);
+      packing?.record(pass);
+    });
     const { rowStride, numQueryBlocks } = plan.outputs;
     const rowCount = input.numHeads * numQueryBlocks;
     const rows = await readU32(ctx, plan.outputs.rows, rowCount * rowStride);
@@ -552,8 +710,9 @@ export async function planBlockSparseOnHost(
         return Array.from(rows.subarray(r * rowStride, r * rowStride + rowLength[r]));
       }),
     );
-    return { mask, blocks };
+    return { mask, blocks, tiles: packing ? await readPacking(ctx, packing) : undefined };
   } finally {
+    packing?.destroy();
     plan.destroy();
     for (const buffer of Object.values(buffers)) buffer.destroy();
   }
@@ -566,6 +725,8 @@ export interface VerticalSlashHostResult {
   diagonals: number[][];
   verticalSizes: number[];
   slashSizes: number[];
+  /** The GPU packing of the plan (withTiles). */
+  tiles?: PackedTileMask;
 }
 
 function bitsetIndices(bits: Uint32Array, offset: number, count: number): number[] {
@@ -576,16 +737,24 @@ function bitsetIndices(bits: Uint32Array, offset: number, count: number): number
   return out;
 }
 
-/** Uploads q and K, runs the Vertical-Slash / FlexPrefill planner and builds the CSR mask. */
+/**
+ * Uploads q and K, runs the Vertical-Slash / FlexPrefill planner (and with `withTiles` its
+ * packing) and builds the CSR mask.
+ */
 export async function planVerticalSlashOnHost(
   ctx: GpuContext,
   input: HostPlannerInput,
   options: VerticalSlashPlanOptions | FlexPrefillPlanOptions,
+  withTiles = false,
 ): Promise<VerticalSlashHostResult> {
   const buffers = uploadInputs(ctx, input);
   const plan = planVerticalSlashOnGpu(ctx, input, buffers, options);
+  const packing = withPacking(ctx, input, { kind: 'grid', plan: plan.outputs }, withTiles);
   try {
-    submit(ctx, plan.record);
+    submit(ctx, (pass) => {
+      plan.record(pass);
+      packing?.record(pass);
+    });
     const { keyWords, numQueryBlocks, numKeyBlocks, blockQ, blockK } = plan.outputs;
     const { numHeads } = input;
     const bits = await readU32(ctx, plan.outputs.bits, 2 * numHeads * keyWords);
@@ -604,8 +773,10 @@ export async function planVerticalSlashOnHost(
       diagonals: heads.map((h) => bitsetIndices(bits, (numHeads + h) * keyWords, numKeys)),
       verticalSizes: Array.from(sizes.subarray(0, numHeads)),
       slashSizes: Array.from(sizes.subarray(numHeads, 2 * numHeads)),
+      tiles: packing ? await readPacking(ctx, packing) : undefined,
     };
   } finally {
+    packing?.destroy();
     plan.destroy();
     for (const buffer of Object.values(buffers)) buffer.destroy();
   }

@@ -59,8 +59,8 @@ function plan(input: MethodInput, p?: Partial<MethodParams>) {
 }
 
 /**
- * In the model: the GPU planner (planners.ts) on the chunk's q and the layer's K pool, its rows read
- * back into the mask, then the block-sparse kernel. A chunk must start on a block boundary.
+ * In the model: the GPU planner (planners.ts) on the chunk's q and the layer's K pool, its rows
+ * packed into the kernel's mask on the GPU, then the block-sparse kernel. A chunk must start on a block boundary.
  */
 const inModel: InModelAttention = {
   prefill(ctx, p, call) {
@@ -81,6 +81,7 @@ const inModel: InModelAttention = {
     const shape = maskShapeOf(call);
     return blockSparseOp(ctx, call, {
       record: gpuPlan.record,
+      source: { kind: 'rows', plan: gpuPlan.outputs, blockSize: chunkSize },
       destroy: gpuPlan.destroy,
       mask: async () => {
         const [rowWords, lengths] = await Promise.all([

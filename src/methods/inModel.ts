@@ -15,8 +15,12 @@
  */
 import { createEmptyBuffer, readBuffer } from '../gpu/buffers';
 import type { GpuContext } from '../gpu/context';
+import type { StepScratch } from '../gpu/scratch';
 import type { RecordDispatches } from '../gpu/timer';
-import { recordBlockSparsePrefill } from '../kernels/blockSparsePrefill';
+import {
+  recordBlockSparsePrefill,
+  recordBlockSparsePrefillOnTiles,
+} from '../kernels/blockSparsePrefill';
 import {
   createDenseDecode,
   tokensReadPerKvHead,
@@ -26,12 +30,19 @@ import { createDensePrefill } from '../kernels/densePrefill';
 import type { AttentionShape, PagedKvLayout } from '../kernels/layout';
 import type { ModelOp } from '../kernels/model/common';
 import {
+  packTileMaskOnGpu,
   planVerticalSlashOnGpu,
   verticalSlashMaskFromGrid,
   type FlexPrefillPlanOptions,
+  type TileMaskSource,
   type VerticalSlashPlanOptions,
 } from '../kernels/planners';
-import { causalKeyBlocks, type BlockMask, type MaskShape } from './reference/masks';
+import {
+  causalKeyBlocks,
+  type BlockMask,
+  type MaskGeometry,
+  type MaskShape,
+} from './reference/masks';
 import type { MethodParams, Phase } from './types';
 
 /** Where the new tokens' K and V rows (f32, after RoPE) lie in the model's scratch. */
@@ -62,6 +73,8 @@ export interface AttentionCall {
   kvRows?: KvRows;
   /** What the method's createLayerState made for this layer and phase. */
   state?: LayerState;
+  /** Buffers the layers of the step share for what their plans use only while they run. */
+  scratch?: StepScratch;
 }
 
 /** What a kernel counted in one call. */
@@ -74,20 +87,23 @@ export interface AttentionCount {
   total: number;
   /** The same per head where the kernel counts per head: query heads (blocks) or KV heads. */
   perHead?: { touched: number[]; total: number[] };
-  /** CPU milliseconds spent planning: building the mask, or turning the GPU plan into one. */
+  /** CPU milliseconds spent building the mask (absent when the method plans on the GPU). */
   plannerMs?: number;
 }
 
 export interface AttentionOp extends ModelOp {
   /**
-   * Methods that plan on the GPU: `plan` dispatches go in the pass before `record`; the model then
-   * submits, awaits `resolve()` (readback, mask), and records `record` in a new pass.
+   * Methods that plan on the GPU: `plan` dispatches go in the same pass, before `record` (kept
+   * apart so that the benchmark times them apart).
    */
-  plan?: { record: RecordDispatches; resolve(): Promise<void> };
+  plan?: { record: RecordDispatches };
   /** After the submit: what the kernel counted. */
   readCount(): Promise<AttentionCount>;
-  /** Once planned: the mask the kernel runs with (block-sparse ops; absent for the others). */
-  keptMask?(): BlockMask | null;
+  /**
+   * The mask the kernel runs with (block-sparse ops; absent for the others), once the plan's
+   * dispatches have run: a GPU plan's is read back and rebuilt on the CPU.
+   */
+  keptMask?(): Promise<BlockMask>;
 }
 
 /** The layer's KV cache, as a method's per-layer state sees it. */
@@ -187,17 +203,22 @@ export function plannedOnce(
   return lastPlanned.mask;
 }
 
-/** What the plan of a block-sparse op does: dispatches, then the mask read back after them. */
+/**
+ * What the GPU plan of a block-sparse op does: its dispatches, the outputs the kernel's mask is
+ * packed from on the GPU, and the mask read back from them (for recall, once they have run).
+ */
 export interface MaskPlan {
   record: RecordDispatches;
+  source: TileMaskSource;
   mask(): Promise<BlockMask>;
   destroy(): void;
 }
 
 /**
  * Block-sparse attention (the prefill kernel, numQueries = 1 in decode) on the call's buffers, with
- * a mask known now (`plan` a function: timed as planner time) or one a GPU plan yields after its
- * dispatches. Counts: key blocks per query head, against the causal blocks of each head.
+ * a mask built now on the CPU (`plan` a function: timed as planner time), or one a GPU plan writes:
+ * its dispatches, then the packing into the kernel's mask (planners.ts), in the kernel's pass.
+ * Counts: key blocks per query head, against the causal blocks of each head.
  */
 export function blockSparseOp(
   ctx: GpuContext,
@@ -205,63 +226,70 @@ export function blockSparseOp(
   plan: (() => BlockMask) | MaskPlan,
 ): AttentionOp {
   const params = prefillParams(call);
-  const { device } = ctx;
-  let current: BlockMask | null = null;
-  let kernel: { record: RecordDispatches; dispose: () => void } | null = null;
-  let counts: GPUBuffer | null = null;
-  let plannerMs = 0;
-  const build = (mask: BlockMask) => {
-    current = mask;
-    const rows = Math.max(1, mask.numHeads * mask.numQueryBlocks);
-    counts = createEmptyBuffer(device, rows * 4, 'block-sparse counts');
-    kernel = recordBlockSparsePrefill(ctx, params, mask, { ...attentionBuffers(call), counts });
-  };
-  const gpuPlan = typeof plan === 'function' ? null : plan;
+  const buffers = (counts: GPUBuffer) => ({ ...attentionBuffers(call), counts });
+  const countsFor = (geometry: MaskGeometry & { numQueryBlocks: number }) =>
+    createEmptyBuffer(
+      ctx.device,
+      Math.max(1, geometry.numHeads * geometry.numQueryBlocks) * 4,
+      'block-sparse counts',
+    );
   if (typeof plan === 'function') {
     const start = performance.now();
     const mask = plan();
-    plannerMs = performance.now() - start;
-    build(mask);
+    const plannerMs = performance.now() - start;
+    const counts = countsFor(mask);
+    const kernel = recordBlockSparsePrefill(ctx, params, mask, buffers(counts));
+    return {
+      record: kernel.record,
+      readCount: async () => ({ ...(await blockCounts(ctx, mask, counts)), plannerMs }),
+      keptMask: async () => mask,
+      dispose: () => {
+        kernel.dispose();
+        counts.destroy();
+      },
+    };
   }
+  const packing = packTileMaskOnGpu(ctx, params, plan.source);
+  const { geometry } = packing.outputs;
+  const counts = countsFor(geometry);
+  const kernel = recordBlockSparsePrefillOnTiles(ctx, params, packing.outputs, buffers(counts));
   return {
-    plan: gpuPlan
-      ? {
-          record: gpuPlan.record,
-          resolve: async () => {
-            const start = performance.now();
-            const mask = await gpuPlan.mask();
-            plannerMs = performance.now() - start;
-            build(mask);
-          },
-        }
-      : undefined,
-    record: (pass) => {
-      if (!kernel) throw new Error('block-sparse attention: recorded before its plan was resolved');
-      kernel.record(pass);
+    plan: {
+      record: (pass) => {
+        plan.record(pass);
+        packing.record(pass);
+      },
     },
-    readCount: async () => {
-      const mask = current!;
-      const { numHeads, numQueryBlocks } = mask;
-      const words = await readU32(ctx, counts!, numHeads * numQueryBlocks);
-      let causalPerHead = 0;
-      for (let qb = 0; qb < numQueryBlocks; qb++) causalPerHead += causalKeyBlocks(mask, qb);
-      const touched = Array.from({ length: numHeads }, (_, h) =>
-        sumOf(words.subarray(h * numQueryBlocks, (h + 1) * numQueryBlocks)),
-      );
-      return {
-        unit: 'blocks',
-        touched: sumOf(touched),
-        total: causalPerHead * numHeads,
-        perHead: { touched, total: touched.map(() => causalPerHead) },
-        plannerMs,
-      };
-    },
-    keptMask: () => current,
+    record: kernel.record,
+    readCount: () => blockCounts(ctx, geometry, counts),
+    keptMask: plan.mask,
     dispose: () => {
-      kernel?.dispose();
-      counts?.destroy();
-      gpuPlan?.destroy();
+      kernel.dispose();
+      counts.destroy();
+      packing.destroy();
+      plan.destroy();
     },
+  };
+}
+
+/** The block-sparse kernel's counts: key blocks per query head against each head's causal ones. */
+async function blockCounts(
+  ctx: GpuContext,
+  geometry: MaskGeometry & { numQueryBlocks: number },
+  counts: GPUBuffer,
+): Promise<AttentionCount> {
+  const { numHeads, numQueryBlocks } = geometry;
+  const words = await readU32(ctx, counts, numHeads * numQueryBlocks);
+  let causalPerHead = 0;
+  for (let qb = 0; qb < numQueryBlocks; qb++) causalPerHead += causalKeyBlocks(geometry, qb);
+  const touched = Array.from({ length: numHeads }, (_, h) =>
+    sumOf(words.subarray(h * numQueryBlocks, (h + 1) * numQueryBlocks)),
+  );
+  return {
+    unit: 'blocks',
+    touched: sumOf(touched),
+    total: causalPerHead * numHeads,
+    perHead: { touched, total: touched.map(() => causalPerHead) },
   };
 }
 
@@ -321,8 +349,8 @@ export function denseDecodeOp(
 
 /**
  * Vertical-Slash and FlexPrefill in the model: the GPU planner (planners.ts) on the chunk's last
- * queries against every key so far, its bitsets and block classes read back into the mask, then the
- * block-sparse kernel. The planner marks columns in 32-key words, so blocks must be 64 wide.
+ * queries against every key so far, its bitsets and block classes packed into the kernel's mask on
+ * the GPU, then the block-sparse kernel. The planner marks columns in 32-key words, so blocks must be 64 wide.
  */
 export function verticalSlashPlanOp(
   ctx: GpuContext,
@@ -337,12 +365,19 @@ export function verticalSlashPlanOp(
         `blocks, got block = ${block} (set block to 64)`,
     );
   }
-  const gpuPlan = planVerticalSlashOnGpu(ctx, prefillParams(call), attentionBuffers(call), options);
+  const gpuPlan = planVerticalSlashOnGpu(
+    ctx,
+    prefillParams(call),
+    attentionBuffers(call),
+    options,
+    call.scratch,
+  );
   const { bits, keyWords, classes, numQueryBlocks, numKeyBlocks, blockQ, blockK } = gpuPlan.outputs;
   const { numHeads } = call.shape;
   const shape = maskShapeOf(call);
   return blockSparseOp(ctx, call, {
     record: gpuPlan.record,
+    source: { kind: 'grid', plan: gpuPlan.outputs },
     destroy: gpuPlan.destroy,
     mask: async () => {
       const [bitWords, classWords] = await Promise.all([

@@ -207,12 +207,12 @@ async function runHook(
     };
     const op = (phase === 'prefill' ? prefillAttention : decodeAttention)(ctx, resolved, call);
     try {
+      // One pass, as in the model: a GPU plan's dispatches, then the kernel on what they wrote.
       submit((pass) => {
         state?.afterKvWrite?.(0, keys)(pass);
         op.plan?.record(pass);
+        op.record(pass);
       });
-      await op.plan?.resolve();
-      submit(op.record);
       const out = await readFloat32(device, call.out, numQueries * numHeads * headDim);
       return { out, count: await op.readCount() };
     } finally {

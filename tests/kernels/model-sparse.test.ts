@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GpuContext } from '../../src/gpu/context';
 import { acquireNodeGpuContext } from '../../src/gpu/node';
 import { blockCounts } from '../../src/methods/reference/masks';
+import { getMethod } from '../../src/methods/registry';
 import { slidingWindow } from '../../src/methods/reference/slidingWindow';
 import { loadModelFolder, type ModelFolder } from '../../src/model/load';
 import { resolveAttention, type AttentionOptions } from '../../src/model/runtime/attention';
@@ -27,8 +28,12 @@ interface Run {
   stats: AttentionStats;
 }
 
-async function run(attention: AttentionOptions, ids = prompt): Promise<Run> {
-  const model = createModel(ctx, folder.model, { maxSeqLen: ids.length + 32, attention });
+async function run(attention: AttentionOptions, ids = prompt, prefillChunk?: number): Promise<Run> {
+  const model = createModel(ctx, folder.model, {
+    maxSeqLen: ids.length + 32,
+    attention,
+    prefillChunk,
+  });
   try {
     const prefill = await model.prefill(ids, { allLogits: true });
     const decode: Float32Array[] = [];
@@ -182,6 +187,34 @@ describe('sparse attention in the model (llama_gqa_tied)', () => {
     expect(byHead.stats.decode.map((l) => l.touched)).toEqual(
       union.stats.decode.map((l) => l.touched),
     );
+  });
+
+  it('Vertical-Slash and FlexPrefill plan, pack their masks and attend on the GPU, chunk by chunk', async () => {
+    // 224 tokens in 4 chunks of 64: one 64-token query block per chunk over 1 .. 4 key blocks, the
+    // plans of both layers in one pass per chunk, sharing the step's scratch buffers.
+    const long = Array.from({ length: 224 }, (_, i) => (i * 53 + 7) % 320);
+    const denseLong = await run({}, long, 64);
+    const shape = { numHeads: 4, numKvHeads: 2, headDim: 16, numQueries: long.length, qStart: 0 };
+    for (const name of ['vertical_slash', 'flexprefill']) {
+      const keepAll = getMethod(name).paramsForSparsity(0, shape);
+      const same = await run({ prefill: { name, params: keepAll } }, long, 64);
+      expect(maxAbs(same.prefill, denseLong.prefill), name).toBeLessThan(1e-4);
+      for (const layer of same.stats.prefill) {
+        expect(layer, name).toMatchObject({ method: name, unit: 'blocks', calls: 4 });
+        expect([layer.touched, layer.total], name).toEqual([4 * 10, 4 * 10]);
+      }
+    }
+    const sparse = await run(
+      { prefill: { name: 'vertical_slash', params: { verticalSize: 2, lastQ: 16 } } },
+      long,
+      64,
+    );
+    expect(finite(sparse)).toBe(true);
+    expect(maxAbs(sparse.prefill, denseLong.prefill)).toBeGreaterThan(1e-4);
+    for (const layer of sparse.stats.prefill) {
+      expect(layer.total).toBe(4 * 10);
+      expect(layer.touched).toBeLessThan(layer.total);
+    }
   });
 
   it('per-layer overrides: layer 0 dense keeps sparsity 0', async () => {

@@ -5,6 +5,12 @@ import { timeDispatches } from '../../src/gpu/timer';
 import { defaultScale } from '../../src/kernels/layout';
 import { pagesFor, shuffledPageTable } from '../../src/kernels/pagedKv';
 import {
+  blockSparseTileConfig,
+  maskRowsPerTile,
+  packTileMask,
+  type PackedTileMask,
+} from '../../src/kernels/blockSparsePrefill';
+import {
   planBlockSparseOnGpu,
   planBlockSparseOnHost,
   planVerticalSlashOnGpu,
@@ -13,7 +19,7 @@ import {
 } from '../../src/kernels/planners';
 import { blockSparse } from '../../src/methods/reference/blockSparse';
 import { flexPrefill } from '../../src/methods/reference/flexPrefill';
-import type { BlockMask } from '../../src/methods/reference/masks';
+import { BLOCK_PARTIAL, type BlockMask } from '../../src/methods/reference/masks';
 import { verticalSlash } from '../../src/methods/reference/verticalSlash';
 import { createStorageBuffer } from '../../src/gpu/buffers';
 import { roundToFloat16 } from '../../src/gpu/f16';
@@ -37,13 +43,16 @@ interface Case {
   f16?: boolean;
   /** Estimation scratch in bytes: 1 runs one KV group per batch. */
   estimateScratchBytes?: number;
+  /** Keys before the first query (a later prefill chunk); 0 when absent. */
+  qStart?: number;
 }
 
 const headDim = 32;
 const pageSize = 16;
 
 function makeInput(c: Case): HostPlannerInput {
-  const kvLen = c.numQueries;
+  const qStart = c.qStart ?? 0;
+  const kvLen = qStart + c.numQueries;
   const round = (x: Float32Array) => (c.quantized ? x.map((v) => Math.round(v * 4) / 4) : x);
   const qCount = c.numQueries * c.numHeads * headDim;
   return {
@@ -51,7 +60,7 @@ function makeInput(c: Case): HostPlannerInput {
     numKvHeads: c.numKvHeads,
     headDim,
     numQueries: c.numQueries,
-    qStart: 0,
+    qStart,
     scale: defaultScale(headDim),
     kv: { pageSize, numKvHeads: c.numKvHeads, headDim, dtype: c.f16 ? 'f16' : 'f32' },
     q: c.zeroQuery ? new Float32Array(qCount) : round(randomFloats(qCount, c.seed)),
@@ -80,6 +89,7 @@ function expectSameMask(actual: BlockMask, expected: BlockMask): void {
 
 const describeCase = (c: Case) =>
   `L=${c.numQueries} heads=${c.numHeads}/${c.numKvHeads} seed=${c.seed}` +
+  (c.qStart ? ` qStart=${c.qStart}` : '') +
   (c.quantized ? ' quantized' : '') +
   (c.zeroQuery ? ' q=0 (all tied)' : '') +
   (c.f16 ? ' f16 K' : '') +
@@ -281,4 +291,67 @@ describe('FlexPrefill planner', () => {
     expect(gpu.columns).toEqual(ref.columns);
     expectSameMask(gpu.mask, ref.mask);
   });
+});
+
+/** Per (head, query tile): its union's entries (key block, then a state per mask row). */
+function tileEntries(packed: PackedTileMask, rowsPerTile: number, tiles: number): number[][] {
+  const stride = 1 + rowsPerTile;
+  return Array.from({ length: tiles }, (_, t) => {
+    const from = packed.entriesOffset + packed.words[2 * t] * stride;
+    const to = packed.entriesOffset + packed.words[2 * t + 1] * stride;
+    return Array.from(packed.words.subarray(from, to));
+  });
+}
+
+/** The GPU packing of a plan holds what packTileMask makes of the plan's mask on the CPU. */
+function expectPackingOf(gpu: PackedTileMask | undefined, mask: BlockMask): number {
+  const config = blockSparseTileConfig(ctx, headDim, mask.blockQ, mask.blockK);
+  const rowsPerTile = maskRowsPerTile(config, mask.blockQ);
+  const cpu = packTileMask(mask, rowsPerTile);
+  if (!gpu) throw new Error('the host planner did not return its packing');
+  expect(gpu.numQueryTiles).toBe(cpu.numQueryTiles);
+  expect(gpu.ruleStride).toBe(cpu.ruleStride);
+  const tiles = mask.numHeads * cpu.numQueryTiles;
+  expect(tileEntries(gpu, rowsPerTile, tiles)).toEqual(tileEntries(cpu, rowsPerTile, tiles));
+  const rule = (p: PackedTileMask) => Array.from(p.words.subarray(p.ruleA, p.entriesOffset));
+  expect(rule(gpu)).toEqual(rule(cpu));
+  return rowsPerTile;
+}
+
+describe("Tile-mask packing on the GPU (the block-sparse kernel's mask, no readback)", () => {
+  const blockCases: [Case, number, number][] = [
+    [{ numQueries: 201, numHeads: 4, numKvHeads: 4, seed: 31, quantized: true }, 16, 4],
+    [{ numQueries: 150, numHeads: 4, numKvHeads: 2, seed: 32, qStart: 64 }, 16, 5],
+    [{ numQueries: 333, numHeads: 2, numKvHeads: 1, seed: 33 }, 64, 3],
+    // More than one 256-block chunk of the packing's scan, rows longer than a chunk.
+    [{ numQueries: 4200, numHeads: 2, numKvHeads: 1, seed: 34 }, 16, 270],
+  ];
+  it.each(
+    blockCases.map(([c, b, top]) => [`Block-Sparse ${describeCase(c)} b=${b} top=${top}`, c, b, top] as const), // prettier-ignore
+  )('%s', async (_, c, blockSize, topChunks) => {
+    const gpu = await planBlockSparseOnHost(ctx, makeInput(c), { topChunks, blockSize }, true);
+    const rowsPerTile = expectPackingOf(gpu.tiles, gpu.mask);
+    if (blockSize === 16) expect(rowsPerTile).toBeGreaterThan(1);
+  });
+
+  const sliceCases: [Case, 'vertical-slash' | 'flexprefill'][] = [
+    [{ numQueries: 300, numHeads: 4, numKvHeads: 2, seed: 35 }, 'vertical-slash'],
+    [{ numQueries: 200, numHeads: 2, numKvHeads: 1, seed: 36, qStart: 100 }, 'vertical-slash'],
+    [{ numQueries: 260, numHeads: 4, numKvHeads: 4, seed: 37 }, 'flexprefill'],
+    // More than 256 key blocks: the grid read in two chunks.
+    [{ numQueries: 16448, numHeads: 2, numKvHeads: 1, seed: 38 }, 'vertical-slash'],
+  ];
+  it.each(sliceCases.map(([c, kind]) => [`${kind} ${describeCase(c)}`, c, kind] as const))(
+    '%s (64-token blocks)',
+    async (_, c, kind) => {
+      const options =
+        kind === 'flexprefill'
+          ? { mode: 'flexprefill' as const, alpha: 0.5, minBudget: 8, approximation: 48 }
+          : { lastQ: 32, verticalSize: 20, slashSize: 40 };
+      const gpu = await planVerticalSlashOnHost(ctx, makeInput(c), options, true);
+      // Partial blocks reach the packing (full ones too in the FlexPrefill and qStart cases).
+      expect(gpu.mask.blockKind).toContain(BLOCK_PARTIAL);
+      expectPackingOf(gpu.tiles, gpu.mask);
+    },
+  );
 });

@@ -29,6 +29,7 @@
  */
 import { createEmptyBuffer, createStorageBuffer, readFloat32 } from '../../gpu/buffers';
 import type { GpuContext } from '../../gpu/context';
+import { StepScratch } from '../../gpu/scratch';
 import { packFloat16Pairs } from '../../gpu/f16';
 import { seededRandom } from '../../engine/random';
 import { defaultScale, wordsPerPage, type KvDtype, type PagedKvLayout } from '../../kernels/layout';
@@ -106,7 +107,7 @@ export interface LayerAttentionStats {
    * methods, BLASST prefill), KV heads for pages and tokens (Quest, SnapKV, BLASST decode, dense).
    */
   perHead?: number[];
-  /** CPU milliseconds spent planning masks (CPU planners, or reading back a GPU plan's mask). */
+  /** CPU milliseconds spent building masks (CPU planners; GPU planners take none). */
   plannerMs: number;
   calls: number;
 }
@@ -693,6 +694,7 @@ export class Model {
     const methods = phase === 'prefill' ? this.plan.prefill : this.plan.decode;
     const attend = phase === 'prefill' ? prefillAttention : decodeAttention;
     const kvWidth = this.config.numKvHeads * this.config.headDim;
+    const scratch = new StepScratch(device);
     for (const item of ops.items) {
       if (!('attentionLayer' in item)) continue;
       const layer = this.layers[item.attentionLayer];
@@ -710,17 +712,16 @@ export class Model {
         numQueries: tokens,
         kvRows: { buffer: this.scratch.kv, stride: 2 * kvWidth, kOffset: 0, vOffset: kvWidth },
         state: this.layerStates[item.attentionLayer][phase],
+        scratch,
       };
       calls.set(item.attentionLayer, call);
       attention.set(item.attentionLayer, attend(this.ctx, methods[item.attentionLayer], call));
     }
-    // Usually one pass in one submit; a method that plans on the GPU (block_sparse,
-    // vertical_slash, flexprefill) ends the pass after its plan, and the step goes on in a new
-    // one once the plan is read back.
-    let ms = 0;
-    let slot = this.takeSlot();
-    let encoder = device.createCommandEncoder();
-    let pass = encoder.beginComputePass(this.timedPass(slot));
+    // One pass in one submit: a method that plans on the GPU (block_sparse, vertical_slash,
+    // flexprefill) records its plan right before its attention.
+    const slot = this.takeSlot();
+    const encoder = device.createCommandEncoder();
+    const pass = encoder.beginComputePass(this.timedPass(slot));
     for (const item of ops.items) {
       if (!('attentionLayer' in item)) {
         item.record(pass);
@@ -739,15 +740,7 @@ export class Model {
         state?.afterKvWrite?.(start, tokens)(pass);
       }
       const op = attention.get(item.attentionLayer)!;
-      if (op.plan) {
-        op.plan.record(pass);
-        pass.end();
-        ms += (await this.finishStep(this.submitSegment(encoder, slot, {}, true))).ms;
-        await op.plan.resolve();
-        slot = this.takeSlot();
-        encoder = device.createCommandEncoder();
-        pass = encoder.beginComputePass(this.timedPass(slot));
-      }
+      op.plan?.record(pass);
       op.record(pass);
       if (phase === 'prefill') {
         // The decode method may select from the prompt's queries while they are in q (SnapKV).
@@ -773,17 +766,20 @@ export class Model {
     }
     const submitted = this.submitSegment(encoder, slot, readback, true);
     const logits = ops.allLogits ? await readFloat32(device, ops.allLogits, tokens * vocab) : null;
-    const { bytes: sampled, ms: lastMs } = await this.finishStep(submitted);
-    ms += lastMs;
-    for (const [layer, op] of attention) {
-      this.addCount(phase, layer, methods[layer].name, await op.readCount());
-    }
+    const { bytes: sampled, ms } = await this.finishStep(submitted);
+    // Every layer's count read back at once: one by one, their round trips took longer than the
+    // step's GPU time (H100, 4K prefill with Block-Sparse).
+    const counts = await Promise.all([...attention.values()].map((op) => op.readCount()));
+    [...attention.keys()].forEach((layer, i) => {
+      this.addCount(phase, layer, methods[layer].name, counts[i]);
+    });
     for (const states of this.layerStates) {
       await states.prefill?.afterSubmit?.();
       await states.decode?.afterSubmit?.();
     }
     attention.forEach((op) => op.dispose());
     followUps.forEach((op) => op.dispose());
+    scratch.destroy();
     this.pos += tokens;
     const timing = this.timingsValue[phase];
     timing.ms += ms;
