@@ -158,18 +158,23 @@ fn attend_chunk(tile_key: u32, first_key: u32, row_pos: u32, lane: u32, masked: 
 // has seen nothing yet votes keep; rows past num_queries vote skip). Only when some row votes keep
 // does the workgroup run the softmax update and P @ V on the scores it kept in registers
 // (attend_scores): a kept tile costs what dense's does, a skipped one its Q K^T.
-// Loads: a tile's K and V words are fetched together into registers, all in flight at once
-// (FETCH_TILES in common/prefill_tiles), then stored to workgroup memory. V is fetched with K even
-// for tiles that end up skipped: one memory round trip per tile, and no barrier between the
-// decision and P @ V. (Fetching the next tile during the current one's math measured slower on
-// the H200: 17.9 against 18.5 ms at 8K; the registers it holds are what this kernel lacks.)
+// Loads: a tile's K words are fetched into registers, all in flight at once (FETCH_TILES in
+// common/prefill_tiles), then stored to workgroup memory; its V words only once the vote keeps it,
+// so a skipped tile saves its V load, at one more barrier per tile. (Fetching the next tile during
+// the current one's math measured slower on the H200: 17.9 against 18.5 ms at 8K; the registers it
+// holds are what this kernel lacks.)
 // The vote: one atomic per tile, two slots used alternately, so one barrier orders the votes
 // before the read, and the other slot is cleared for the next tile meanwhile.
 var<workgroup> keep_votes: array<atomic<u32>, 2>;
 
-// Fetches this invocation's words of keys [first_key, first_key + KEYS_PER_TILE) (zeros past
-// kv_len) into registers; store_fetched (common/prefill_tiles) writes them to the tiles.
-fn fetch_tile(first_key: u32, kv_len: u32, kv_head: u32, thread: u32) {
+// The pool rows of this invocation's words of the current tile (0 where absent), found when its K
+// is fetched and used again for its V.
+var<private> fetch_rows: array<u32, FETCHES>;
+var<private> fetch_present: array<bool, FETCHES>;
+
+// Fetches this invocation's K words of keys [first_key, first_key + KEYS_PER_TILE) (zeros past
+// kv_len) into registers; store_fetched_half (common/prefill_tiles) writes them to the tile.
+fn fetch_tile_keys(first_key: u32, kv_len: u32, kv_head: u32, thread: u32) {
   #unroll
   for (var f = 0u; f < FETCHES; f++) {
     let i = thread + f * THREADS;
@@ -179,7 +184,16 @@ fn fetch_tile(first_key: u32, kv_len: u32, kv_head: u32, thread: u32) {
     if (present) {
       row = kv_row_word(page_table[token / PAGE_SIZE], kv_head, token % PAGE_SIZE) / 4u;
     }
-    fetch_word(f, thread, present, row);
+    fetch_rows[f] = row;
+    fetch_present[f] = present;
+    fetch_half_word(f, thread, present, row, false);
+  }
+}
+
+fn fetch_tile_values(thread: u32) {
+  #unroll
+  for (var f = 0u; f < FETCHES; f++) {
+    fetch_half_word(f, thread, fetch_present[f], fetch_rows[f], true);
   }
 }
 
@@ -316,8 +330,8 @@ fn main(
   for (var i = 0u; i < num_tiles; i++) {
     let first_key = visited_first_key(i, num_tiles);
     workgroupBarrier(); // every invocation is done with the previous tile
-    fetch_tile(first_key, kv_len, kv_head, thread);
-    store_fetched(thread);
+    fetch_tile_keys(first_key, kv_len, kv_head, thread);
+    store_fetched_half(thread, false);
     workgroupBarrier();
     let masked = first_key + KEYS_PER_TILE > unmasked_keys;
     let tile_keys = min(KEYS_PER_TILE, last_key + 1u - first_key);
@@ -366,6 +380,13 @@ fn main(
     if (thread == 0u) {
       atomicStore(&keep_votes[(i + 1u) & 1u], 0u);
     }
+    // V only for a kept tile; the barrier is outside the branch, whose condition the uniformity
+    // analysis cannot see is the same in every invocation.
+    if (keep_tile) {
+      fetch_tile_values(thread);
+      store_fetched_half(thread, true);
+    }
+    workgroupBarrier();
     if (keep_tile) {
       kept += 1u;
       #unroll

@@ -100,6 +100,56 @@ fn store_fetched(thread: u32) {
     }
   }
 }
+
+// The two halves of a tile load apart, for BLASST prefill, which loads V only for kept tiles:
+// fetch_half_word(f, thread, present, row, false) fetches K, true V; store_fetched_half writes
+// k_fetch to k_tile or v_fetch to v_tile.
+fn fetch_half_word(f: u32, thread: u32, present: bool, row: u32, values: bool) {
+  var w = PoolWord();
+  if (present) {
+    let word = row + (thread + f * THREADS) % TILE_POOL_VEC4S;
+    if (values) {
+      w = v_pool[word];
+    } else {
+      w = k_pool[word];
+    }
+  }
+  if (values) {
+    v_fetch[f] = w;
+  } else {
+    k_fetch[f] = w;
+  }
+}
+
+fn store_fetched_half(thread: u32, values: bool) {
+  #unroll
+  for (var f = 0u; f < FETCHES; f++) {
+    let i = thread + f * THREADS;
+    if (i < TILE_WORDS) {
+      let key = i / TILE_POOL_VEC4S;
+      let column = i % TILE_POOL_VEC4S;
+#if KV_F16
+      let w = select(k_fetch[f], v_fetch[f], values);
+      let lo = vec4(unpack2x16float(w.x), unpack2x16float(w.y));
+      let hi = vec4(unpack2x16float(w.z), unpack2x16float(w.w));
+      let c = 2u * column;
+      if (values) {
+        v_tile[key][c / LANES][c % LANES] = lo;
+        v_tile[key][(c + 1u) / LANES][(c + 1u) % LANES] = hi;
+      } else {
+        k_tile[key][c / LANES][c % LANES] = lo;
+        k_tile[key][(c + 1u) / LANES][(c + 1u) % LANES] = hi;
+      }
+#else
+      if (values) {
+        v_tile[key][column / LANES][column % LANES] = v_fetch[f];
+      } else {
+        k_tile[key][column / LANES][column % LANES] = k_fetch[f];
+      }
+#endif
+    }
+  }
+}
 #endif
 
 // Sum over the LANES invocations of a row group; every lane gets the total.

@@ -536,7 +536,7 @@ const PACK_BITMAP_WORDS = 2048;
  * The block-sparse kernel's mask (TileMaskOnGpu) from a GPU plan, by planner_tile_mask.wgsl
  * recorded after the plan in the same pass: the kernel then follows with no readback. Every query
  * tile gets room for the most its union can hold (the causal key blocks of its last row; for rows,
- * no more than its rows list); its first entry is written here, its union's size by the GPU.
+ * no more than its rows list); its first entry is written here, the entry past its last by the GPU.
  */
 export function packTileMaskOnGpu(
   ctx: GpuContext,

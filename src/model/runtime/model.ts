@@ -767,8 +767,7 @@ export class Model {
     const submitted = this.submitSegment(encoder, slot, readback, true);
     const logits = ops.allLogits ? await readFloat32(device, ops.allLogits, tokens * vocab) : null;
     const { bytes: sampled, ms } = await this.finishStep(submitted);
-    // Every layer's count read back at once: one by one, their round trips took longer than the
-    // step's GPU time (H100, 4K prefill with Block-Sparse).
+    // Every layer's count requested at once: their readbacks wait together rather than in turn.
     const counts = await Promise.all([...attention.values()].map((op) => op.readCount()));
     [...attention.keys()].forEach((layer, i) => {
       this.addCount(phase, layer, methods[layer].name, counts[i]);
