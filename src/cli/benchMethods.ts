@@ -7,12 +7,11 @@
  *
  * Per row: the GPU planner (an op's `plan` dispatches, before its kernel) and the kernel timed
  * apart (a GPU plan's dispatches include its packing into the kernel's mask); the CPU planner time
- * the op reported (a mask built on the CPU); the
- * sparsity from what the kernel counted; speed-ups over dense for the kernel alone and with the
- * GPU planner. A method whose planner runs inside its kernel's dispatches (Quest) or inside the
- * softmax loop (BLASST) has no planner row of its own: its kernel time includes it. Decode methods
- * that choose at the end of prefill (SnapKV, Ada-SnapKV) report that once-per-prompt selection
- * and compaction as their GPU planner time.
+ * the op reported (a mask built on the CPU); the sparsity from what the kernel counted; speed-ups
+ * over dense for the kernel alone and with the GPU planner. A method whose planner runs inside its
+ * kernel's dispatches (Quest) or inside the softmax loop (BLASST) has no planner row of its own:
+ * its kernel time includes it. Decode methods that choose at the end of prefill (SnapKV,
+ * Ada-SnapKV) report that once-per-prompt selection and compaction as their GPU planner time.
  *
  * Prefill runs over f32 KV, decode over f16 (the formats of the sparse and Quest sections). A
  * method whose CPU planner would take longer than `cpuPlannerLimitMs` at a length, extrapolated

@@ -26,7 +26,9 @@
  * Memory: the Block-Sparse score scratch holds numHeads * numQueryBlocks * numKeyBlocks floats and
  * the class grid numHeads * numQueryBlocks * numKeyBlocks words; both must fit one storage binding.
  * The Vertical-Slash estimation keeps rows * numKeys floats per head of a batch, the batch as many
- * heads as fit estimateScratchBytes (one head at least, which must fit a binding).
+ * heads as fit estimateScratchBytes (one head at least, which must fit a binding). The packed mask
+ * has room for every causal key block of every query tile, 1 + mask rows words each (about 3/4 of
+ * the class grid's words with 64-token blocks and 2 mask rows a tile); it must fit a binding too.
  */
 import {
   bindGroup,

@@ -60,7 +60,8 @@ function plan(input: MethodInput, p?: Partial<MethodParams>) {
 
 /**
  * In the model: the GPU planner (planners.ts) on the chunk's q and the layer's K pool, its rows
- * packed into the kernel's mask on the GPU, then the block-sparse kernel. A chunk must start on a block boundary.
+ * packed into the kernel's mask on the GPU, then the block-sparse kernel. A chunk must start on a
+ * block boundary.
  */
 const inModel: InModelAttention = {
   prefill(ctx, p, call) {

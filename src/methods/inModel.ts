@@ -350,7 +350,8 @@ export function denseDecodeOp(
 /**
  * Vertical-Slash and FlexPrefill in the model: the GPU planner (planners.ts) on the chunk's last
  * queries against every key so far, its bitsets and block classes packed into the kernel's mask on
- * the GPU, then the block-sparse kernel. The planner marks columns in 32-key words, so blocks must be 64 wide.
+ * the GPU, then the block-sparse kernel. The planner marks columns in 32-key words, so blocks must
+ * be 64 wide.
  */
 export function verticalSlashPlanOp(
   ctx: GpuContext,
