@@ -159,10 +159,12 @@ function phaseMeasurement(layers: readonly LayerAttentionStats[]): PhaseMeasurem
   let touched = 0;
   let total = 0;
   let plannerMs = 0;
+  let plannerGpuMs = 0;
   for (const layer of layers) {
     touched += layer.touched;
     total += layer.total;
     plannerMs += layer.plannerMs;
+    plannerGpuMs += layer.plannerGpuMs;
   }
   return {
     sparsity: total > 0 ? 1 - touched / total : 0,
@@ -178,6 +180,7 @@ function phaseMeasurement(layers: readonly LayerAttentionStats[]): PhaseMeasurem
       ...(layer.perHead ? { perHead: layer.perHead } : {}),
     })),
     plannerMs,
+    plannerGpuMs,
   };
 }
 

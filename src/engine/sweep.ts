@@ -286,6 +286,7 @@ const emptyMeasurement = (): PhaseMeasurement => ({
   total: 0,
   layers: [],
   plannerMs: 0,
+  plannerGpuMs: 0,
 });
 
 /** What a sample of a point produced, before it is compared with the baseline. */

@@ -113,6 +113,11 @@ export interface PhaseMeasurement {
    * absent where the backend does not time planning.
    */
   plannerMs?: number;
+  /**
+   * GPU milliseconds of the phase's planner dispatches (Block-Sparse, Vertical-Slash, FlexPrefill;
+   * timestamp queries); absent where the backend does not time them.
+   */
+  plannerGpuMs?: number;
 }
 
 /** The cost model of docs/METHODS.md (costModel.ts), over all layers. */

@@ -1,14 +1,10 @@
 import type { PhaseMeasurement, SampleTimings } from '../engine/sweepTypes';
 import { getMethod } from '../methods/registry';
 import { firstDivergence, type GenerationView, type RunState } from './playgroundStore';
-import { formatPercent } from './format';
+import { formatMs, formatPercent, formatPlanning } from './format';
 
 function methodLabel(name: string): string {
   return getMethod(name).label;
-}
-
-function ms(value: number): string {
-  return value >= 100 ? `${value.toFixed(0)} ms` : `${value.toFixed(1)} ms`;
 }
 
 /** The generated tokens, the divergent one marked, the rest after it dimmed. */
@@ -71,8 +67,8 @@ function timingLine(timings: SampleTimings): string {
   const perToken = timings.decodeTokens > 0 ? timings.decodeMs / timings.decodeTokens : NaN;
   const source = timings.source === 'timestamp-query' ? 'GPU timestamps' : 'wall clock';
   return (
-    `prefill ${ms(timings.prefillMs)} (${timings.prefillTokens} tokens) · decode ` +
-    `${Number.isFinite(perToken) ? `${ms(perToken)}/token` : '—'} · ${source}`
+    `prefill ${formatMs(timings.prefillMs)} (${timings.prefillTokens} tokens) · decode ` +
+    `${Number.isFinite(perToken) ? `${formatMs(perToken)}/token` : '—'} · ${source}`
   );
 }
 
@@ -88,6 +84,7 @@ function Side({
   testId: string;
 }) {
   const { outcome } = view;
+  const planning = outcome ? formatPlanning(outcome.measured) : null;
   return (
     <div className="generation" data-testid={testId}>
       <h3>{title}</h3>
@@ -103,6 +100,12 @@ function Side({
           )}
           <dt>Time</dt>
           <dd>{timingLine(outcome.timings)}</dd>
+          {planning && (
+            <>
+              <dt>Planning</dt>
+              <dd data-testid={`${testId}-planning`}>{planning}</dd>
+            </>
+          )}
         </dl>
       )}
       {outcome && (

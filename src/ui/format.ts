@@ -27,3 +27,21 @@ export function formatError(value: number, digits = 2): string {
   if (value === 0) return '0';
   return value.toExponential(digits).replace('e+', 'e');
 }
+
+/** Milliseconds: whole from 100, one decimal from 1, two below. */
+export function formatMs(value: number): string {
+  return `${value.toFixed(value >= 100 ? 0 : value >= 1 ? 1 : 2)} ms`;
+}
+
+/** What a run's planning cost, per phase and where it ran; null when nothing was planned ahead. */
+export function formatPlanning(
+  measured: Record<'prefill' | 'decode', { plannerMs?: number; plannerGpuMs?: number }>,
+): string | null {
+  const parts: string[] = [];
+  for (const phase of ['prefill', 'decode'] as const) {
+    const { plannerMs = 0, plannerGpuMs = 0 } = measured[phase];
+    if (plannerGpuMs > 0) parts.push(`${phase} ${formatMs(plannerGpuMs)} on the GPU`);
+    if (plannerMs > 0) parts.push(`${phase} ${formatMs(plannerMs)} on the CPU`);
+  }
+  return parts.length > 0 ? parts.join(' · ') : null;
+}

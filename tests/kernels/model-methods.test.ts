@@ -366,6 +366,10 @@ describe('every registry method runs inside the model', () => {
         const mean = perHead.reduce((a, b) => a + b, 0) / perHead.length;
         expect(mean).toBeCloseTo(layer.sparsity, 12);
         expect(layer.plannerMs).toBeGreaterThanOrEqual(0);
+        // A plan on the GPU is a timed pass of its own: its time is the layer's planner cost.
+        const gpuPlan = ['block_sparse', 'vertical_slash', 'flexprefill'].includes(name);
+        if (gpuPlan && ctx.caps.timestampQuery) expect(layer.plannerGpuMs).toBeGreaterThan(0);
+        if (!gpuPlan) expect(layer.plannerGpuMs).toBe(0);
       }
       // Vertical-Slash and FlexPrefill keep parts of every 64-token block of so short a prompt:
       // their kernel-counted (block) sparsity is 0 though tokens were dropped.

@@ -109,6 +109,11 @@ export interface LayerAttentionStats {
   perHead?: number[];
   /** CPU milliseconds spent building masks (CPU planners; GPU planners take none). */
   plannerMs: number;
+  /**
+   * GPU milliseconds of the plans' dispatches (block_sparse, vertical_slash, flexprefill: each
+   * plan is a timed pass of its own); 0 without timestamp queries.
+   */
+  plannerGpuMs: number;
   calls: number;
 }
 
@@ -194,21 +199,25 @@ interface StepOps {
  */
 interface StepSlot {
   staging: GPUBuffer;
-  /** Timestamps of the step's pass, when the device has them. */
+  /** Timestamps of the step's passes (a begin and an end each), when the device has them. */
   querySet: GPUQuerySet | null;
   resolved: GPUBuffer | null;
 }
 
-/** Staging layout: candidate values (or the greedy token) at 0, ids, then the timestamps. */
+/**
+ * Staging layout: candidate values (or the greedy token) at 0, ids, then the timestamps, two per
+ * pass: a step is one pass, plus two for every GPU plan, which gets a timed pass of its own.
+ */
 const slotIdsOffset = maxTopK * 4;
 const slotTimestampsOffset = 2 * maxTopK * 4;
-const slotBytes = slotTimestampsOffset + 16;
 
 /** A submitted step (or the first token's sampling after the prompt), its readback to come. */
 interface InFlight {
   slot: StepSlot;
-  /** Whether its pass was timed (a forward pass, not the sampling alone). */
+  /** Whether its passes were timed (a forward pass, not the sampling alone). */
   timed: boolean;
+  /** How many passes it recorded. */
+  passes: number;
   submittedAt: number;
 }
 
@@ -592,6 +601,7 @@ export class Model {
       total: 0,
       sparsity: 0,
       plannerMs: 0,
+      plannerGpuMs: 0,
       calls: 0,
     });
     return { prefill: this.plan.prefill.map(layer), decode: this.plan.decode.map(layer) };
@@ -717,11 +727,14 @@ export class Model {
       calls.set(item.attentionLayer, call);
       attention.set(item.attentionLayer, attend(this.ctx, methods[item.attentionLayer], call));
     }
-    // One pass in one submit: a method that plans on the GPU (block_sparse, vertical_slash,
-    // flexprefill) records its plan right before its attention.
+    // One submit. A method that plans on the GPU (block_sparse, vertical_slash, flexprefill)
+    // records its plan right before its attention; with timestamp queries the plan gets a timed
+    // pass of its own, so that its GPU time is the layer's planner cost.
     const slot = this.takeSlot();
     const encoder = device.createCommandEncoder();
-    const pass = encoder.beginComputePass(this.timedPass(slot));
+    let passes = 0;
+    let pass = encoder.beginComputePass(this.timedPass(slot, passes++));
+    const planPasses = new Map<number, number>();
     for (const item of ops.items) {
       if (!('attentionLayer' in item)) {
         item.record(pass);
@@ -740,7 +753,16 @@ export class Model {
         state?.afterKvWrite?.(start, tokens)(pass);
       }
       const op = attention.get(item.attentionLayer)!;
-      op.plan?.record(pass);
+      if (op.plan && slot.querySet) {
+        pass.end();
+        planPasses.set(item.attentionLayer, passes);
+        pass = encoder.beginComputePass(this.timedPass(slot, passes++));
+        op.plan.record(pass);
+        pass.end();
+        pass = encoder.beginComputePass(this.timedPass(slot, passes++));
+      } else {
+        op.plan?.record(pass);
+      }
       op.record(pass);
       if (phase === 'prefill') {
         // The decode method may select from the prompt's queries while they are in q (SnapKV).
@@ -764,13 +786,15 @@ export class Model {
         vocab * 4,
       );
     }
-    const submitted = this.submitSegment(encoder, slot, readback, true);
+    const submitted = this.submitSegment(encoder, slot, readback, true, passes);
     const logits = ops.allLogits ? await readFloat32(device, ops.allLogits, tokens * vocab) : null;
-    const { bytes: sampled, ms } = await this.finishStep(submitted);
+    const { bytes: sampled, ms, passMs } = await this.finishStep(submitted);
     // Every layer's count requested at once: their readbacks wait together rather than in turn.
     const counts = await Promise.all([...attention.values()].map((op) => op.readCount()));
     [...attention.keys()].forEach((layer, i) => {
       this.addCount(phase, layer, methods[layer].name, counts[i]);
+      const planPass = planPasses.get(layer);
+      if (planPass !== undefined) this.statsValue[phase][layer].plannerGpuMs += passMs[planPass];
     });
     for (const states of this.layerStates) {
       await states.prefill?.afterSubmit?.();
@@ -975,14 +999,14 @@ export class Model {
     return this.submitSegment(encoder, slot, readback, forward);
   }
 
-  /** Timestamps of a pass into the slot, when the device has them. */
-  private timedPass(slot: StepSlot): GPUComputePassDescriptor {
+  /** Timestamps of the step's pass `index` into the slot, when the device has them. */
+  private timedPass(slot: StepSlot, index = 0): GPUComputePassDescriptor {
     if (!slot.querySet) return {};
     return {
       timestampWrites: {
         querySet: slot.querySet,
-        beginningOfPassWriteIndex: 0,
-        endOfPassWriteIndex: 1,
+        beginningOfPassWriteIndex: 2 * index,
+        endOfPassWriteIndex: 2 * index + 1,
       },
     };
   }
@@ -1007,6 +1031,7 @@ export class Model {
     slot: StepSlot,
     readback: Readback,
     timed: boolean,
+    passes = 1,
   ): InFlight {
     const s = this.scratch;
     const { sample } = readback;
@@ -1026,12 +1051,18 @@ export class Model {
       encoder.copyBufferToBuffer(s.logits, 0, this.logitsReadback, 0, bytes);
     }
     if (timed && slot.querySet) {
-      encoder.resolveQuerySet(slot.querySet, 0, 2, slot.resolved!, 0);
-      encoder.copyBufferToBuffer(slot.resolved!, 0, slot.staging, slotTimestampsOffset, 16);
+      encoder.resolveQuerySet(slot.querySet, 0, 2 * passes, slot.resolved!, 0);
+      encoder.copyBufferToBuffer(
+        slot.resolved!,
+        0,
+        slot.staging,
+        slotTimestampsOffset,
+        16 * passes,
+      );
     }
     const submittedAt = performance.now();
     this.ctx.device.queue.submit([encoder.finish()]);
-    return { slot, timed, submittedAt };
+    return { slot, timed, passes, submittedAt };
   }
 
   /** A decode submit's readback; a timed one's milliseconds go to the decode timing. */
@@ -1059,8 +1090,13 @@ export class Model {
     }
   }
 
-  /** Waits for a submit's readback; its pass's milliseconds if it was timed. */
-  private async finishStep(step: InFlight): Promise<{ bytes: ArrayBuffer; ms: number }> {
+  /**
+   * Waits for a submit's readback; if it was timed, its milliseconds (its passes' sum, each pass's
+   * in passMs with timestamp queries).
+   */
+  private async finishStep(
+    step: InFlight,
+  ): Promise<{ bytes: ArrayBuffer; ms: number; passMs: number[] }> {
     const { staging, querySet } = step.slot;
     await staging.mapAsync(GPUMapMode.READ);
     const doneAt = performance.now();
@@ -1068,15 +1104,20 @@ export class Model {
     staging.unmap();
     this.freeSlots.push(step.slot);
     let ms = 0;
+    let passMs: number[] = [];
     if (step.timed && querySet) {
-      const [begin, end] = new BigUint64Array(bytes, slotTimestampsOffset, 2);
-      ms = end > begin ? Number(end - begin) / 1e6 : 0;
+      const stamps = new BigUint64Array(bytes, slotTimestampsOffset, 2 * step.passes);
+      passMs = Array.from({ length: step.passes }, (_, i) => {
+        const [begin, end] = [stamps[2 * i], stamps[2 * i + 1]];
+        return end > begin ? Number(end - begin) / 1e6 : 0;
+      });
+      ms = passMs.reduce((sum, passTime) => sum + passTime, 0);
     } else if (step.timed) {
       // Pipelined steps queue behind each other: a step's own time starts when the last one ended.
       ms = doneAt - Math.max(step.submittedAt, this.lastStepDoneAt);
     }
     this.lastStepDoneAt = doneAt;
-    return { bytes, ms };
+    return { bytes, ms, passMs };
   }
 
   /** A free readback slot; made on first use (two at most are in flight). */
@@ -1084,17 +1125,21 @@ export class Model {
     const free = this.freeSlots.pop();
     if (free) return free;
     const { device, caps } = this.ctx;
+    // The step's pass, and a plan's pass and the pass after it for every layer.
+    const maxPasses = 1 + 2 * this.config.numLayers;
     const slot: StepSlot = {
       staging: device.createBuffer({
         label: 'decode step readback',
-        size: slotBytes,
+        size: slotTimestampsOffset + 16 * maxPasses,
         usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
       }),
-      querySet: caps.timestampQuery ? device.createQuerySet({ type: 'timestamp', count: 2 }) : null,
+      querySet: caps.timestampQuery
+        ? device.createQuerySet({ type: 'timestamp', count: 2 * maxPasses })
+        : null,
       resolved: caps.timestampQuery
         ? device.createBuffer({
             label: 'decode step timestamps',
-            size: 16,
+            size: 16 * maxPasses,
             usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
           })
         : null,
