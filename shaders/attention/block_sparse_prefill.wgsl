@@ -39,10 +39,10 @@ struct Params {
   group_size: u32,
   num_query_blocks: u32,
   num_query_tiles: u32,
-  // Sections of mask_words: per (head, query tile) its first union entry and the one past its last at 0
-  // (packTileMask on the CPU, planner_tile_mask.wgsl on the GPU), the entries
-  // (key block, then MASK_ROWS states) at entries_offset, the vertical-slash columns at rule_a and
-  // the diagonals or the bitset bits at rule_b, rule_stride words per head or per slot.
+  // Sections of mask_words: per (head, query tile) its union's first entry and the entry past its
+  // last at 0 (packTileMask on the CPU, planner_tile_mask.wgsl on the GPU), the entries (key
+  // block, then MASK_ROWS states) at entries_offset, the vertical-slash columns at rule_a and the
+  // diagonals or the bitset bits at rule_b, rule_stride words per head or per slot.
   entries_offset: u32,
   rule_a: u32,
   rule_b: u32,

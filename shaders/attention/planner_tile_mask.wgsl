@@ -1,17 +1,17 @@
-// Prefill planners, last step: the block-sparse kernel's mask words (block_sparse_prefill.wgsl) from a
-// GPU plan, so that the kernel follows its planner in the same pass, with no readback. Per
-// (head, query tile of MASK_ROWS mask rows), one workgroup writes the union of its rows' key blocks,
-// ascending, each as [key block, a state per row] (0 absent, 1 full, 2 partial: the Vertical-Slash
-// rule's partial state, which has no bitset slot), from entry packed[2 * tile] on (the launcher's
-// capacity layout), and the entry past its last to packed[2 * tile + 1].
+// Prefill planners, last step: the block-sparse kernel's mask words (block_sparse_prefill.wgsl)
+// from a GPU plan, so that the kernel follows its planner in the same pass, with no readback. Per
+// (head, query tile of MASK_ROWS mask rows), one workgroup writes the union of its rows' key
+// blocks, ascending, each as [key block, a state per row] (0 absent, 1 full, 2 partial: the
+// Vertical-Slash rule's partial state, which has no bitset slot), from entry packed[2 * tile] on
+// (the launcher's capacity layout), and the entry past its last to packed[2 * tile + 1].
 //  FROM_ROWS (Block-Sparse): row r = head * num_query_blocks + qb lists row_length[r] key blocks at
 //    rows[r * row_stride ..]; all are full.
 //  otherwise (Vertical-Slash, FlexPrefill): classes[(head * num_query_blocks + qb) * num_key_blocks
 //    + kb] is 0 empty, 1 full, 2 partial; the workgroups of query tile 0 also copy their head's
 //    column and diagonal bitsets to the rule section (rule_a on, layout of the planner's bits).
-// Invocation x of workgroup (x: query tile, y: head) takes key blocks x, x + WG, ...; a workgroup
-// scan places each chunk's listed blocks. Defines: WG (256), MASK_ROWS, FROM_ROWS, ROW_WORDS (bitmap
-// words per mask row, FROM_ROWS only).
+// Invocation i of workgroup (x: query tile, y: head) takes key blocks i, i + WG, ...; a workgroup
+// scan places each chunk's listed blocks. Defines: WG (256), MASK_ROWS, FROM_ROWS, ROW_WORDS
+// (bitmap words per mask row, FROM_ROWS only).
 struct Params {
   num_queries: u32,
   q_start: u32,

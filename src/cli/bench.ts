@@ -855,6 +855,7 @@ const smolLm2Config = {
   hidden_act: 'silu',
   tie_word_embeddings: true,
 };
+const modelShapeName = 'SmolLM2-135M shape, f32';
 const modelDecodeContexts = quick ? [64] : [1024, 8192];
 const modelPrefillLength = quick ? 64 : 4096;
 const modelDecodeSteps = quick ? 2 : 32;
@@ -905,7 +906,7 @@ async function benchModel(ctx: GpuContext, report: (row: BenchRow) => void) {
   const model = createModel(ctx, cpu, {
     maxSeqLen: Math.max(...modelDecodeContexts, modelPrefillLength),
   });
-  const shape = `SmolLM2-135M shape, f32`;
+  const shape = modelShapeName;
   let densePrefillMs: number;
   /** Greedy tokens after the prompt, and when each reached the caller. */
   const generate = async (ids: number[], maxNewTokens: number) => {
@@ -1019,7 +1020,7 @@ async function benchModelMethods(
       );
       report({
         kernel: `model prefill, ${method.name}`,
-        shape: 'SmolLM2-135M shape, f32',
+        shape: modelShapeName,
         length: modelPrefillLength,
         ms: run.ms,
         targetSparsity: modelMethodSparsity,

@@ -3,7 +3,7 @@
  * prefill kernel restricted to a BlockMask (src/methods/reference/masks.ts), with a per (head,
  * query block) count of the key blocks the kernel processed. The mask's CSR form (packMask) is
  * also what the attention map reads; the kernel reads it regrouped per query tile: packTileMask on
- * the CPU, or a GPU planner's packing (planners.ts) in the pass before it.
+ * the CPU, or a GPU planner's packing (planners.ts) earlier in the kernel's pass.
  */
 import {
   bindGroup,
