@@ -664,16 +664,6 @@ async function readPacking(
   return { ...layout, words: await readU32(ctx, words, words.size / 4) };
 }
 
-/** With `withTiles`, the plan is also packed into the kernel's mask on the GPU and read back. */
-function withPacking(
-  ctx: GpuContext,
-  input: HostPlannerInput,
-  source: TileMaskSource,
-  withTiles: boolean,
-): GpuPlan<TileMaskOnGpu> | null {
-  return withTiles ? packTileMaskOnGpu(ctx, input, source) : null;
-}
-
 export interface BlockSparseHostResult {
   mask: BlockMask;
   /** blocks[h][qb]: kept key blocks ascending (as the reference's `blocks`). */
@@ -695,7 +685,7 @@ export async function planBlockSparseOnHost(
   const buffers = uploadInputs(ctx, input);
   const plan = planBlockSparseOnGpu(ctx, input, buffers, options);
   const source = { kind: 'rows' as const, plan: plan.outputs, blockSize: options.blockSize };
-  const packing = withPacking(ctx, input, source, withTiles);
+  const packing = withTiles ? packTileMaskOnGpu(ctx, input, source) : null;
   try {
     submit(ctx, (pass) => {
       plan.record(pass);
@@ -751,7 +741,8 @@ export async function planVerticalSlashOnHost(
 ): Promise<VerticalSlashHostResult> {
   const buffers = uploadInputs(ctx, input);
   const plan = planVerticalSlashOnGpu(ctx, input, buffers, options);
-  const packing = withPacking(ctx, input, { kind: 'grid', plan: plan.outputs }, withTiles);
+  const source = { kind: 'grid' as const, plan: plan.outputs };
+  const packing = withTiles ? packTileMaskOnGpu(ctx, input, source) : null;
   try {
     submit(ctx, (pass) => {
       plan.record(pass);
