@@ -25,7 +25,7 @@
  * so that the kernel's counters show 70-80% of blocks skipped.
  * model: a model of SmolLM2-135M's shape with random weights through the runtime (prefill at 4K,
  * decode at 1K and 8K tokens), for tools/torch_model_bench.py to compare with; then its 4K prefill
- * with each sparse prefill method at s = 0.9.
+ * with each sparse prefill method, and its decode at 8K with each sparse decode method, at s = 0.9.
  * --sparsities replaces the target sparsities of the methods and sparse rows (0.5, 0.8, 0.9, 0.95);
  * --methods keeps only the listed methods of the methods section and of the model's method rows;
  * --mask-mod gives the user pattern there a source of one's own (its `window` still follows the
@@ -1034,6 +1034,68 @@ async function benchModelMethods(
       });
     } catch (error) {
       console.error(`  model prefill, ${method.name}: failed:`, error);
+      process.exitCode = 1;
+    } finally {
+      model.dispose();
+    }
+  }
+  await benchModelDecodeMethods(ctx, cpu, report);
+}
+
+/**
+ * Greedy decode with each sparse decode method of the registry at s = 0.9 in every layer, at the
+ * longest decode context, as the app runs it (the prompt prefilled densely, then
+ * modelDecodeSteps tokens): GPU and wall time per token, counted sparsity, planner time.
+ */
+async function benchModelDecodeMethods(
+  ctx: GpuContext,
+  cpu: CpuModel,
+  report: (row: BenchRow) => void,
+) {
+  const { config } = cpu;
+  const context = Math.max(...modelDecodeContexts);
+  const prompt = promptIds(context - modelDecodeSteps - 1, config.vocabSize);
+  const shape = { ...config, numQueries: 1, qStart: context - 1 };
+  const only = methodNames(option('methods'));
+  for (const method of methodsFor('decode')) {
+    if (method.name === 'dense' || (only && !only.has(method.name))) continue;
+    const params = method.paramsForSparsity(modelMethodSparsity, shape);
+    const model = createModel(ctx, cpu, {
+      maxSeqLen: context,
+      attention: { decode: { name: method.name, params } },
+    });
+    try {
+      const options = { stopTokens: [] };
+      await model.generate(prompt.slice(0, model.prefillChunk), {
+        ...options,
+        maxNewTokens: 1 + modelWarmupSteps,
+      });
+      model.reset();
+      const arrivals: number[] = [];
+      const { timings } = await model.generate(prompt, {
+        ...options,
+        maxNewTokens: 1 + modelDecodeSteps,
+        onToken: () => void arrivals.push(performance.now()),
+      });
+      const layers = model.stats.decode;
+      const sum = (pick: (layer: (typeof layers)[number]) => number) =>
+        layers.reduce((total, layer) => total + pick(layer), 0);
+      const gpuMs = timings.decode.ms / timings.decode.tokens;
+      const wallMs = (arrivals[modelDecodeSteps] - arrivals[0]) / modelDecodeSteps;
+      report({
+        kernel: `model decode, ${method.name}`,
+        shape: modelShapeName,
+        length: context,
+        ms: gpuMs,
+        targetSparsity: modelMethodSparsity,
+        measuredSparsity: 1 - sum((layer) => layer.touched) / sum((layer) => layer.total),
+        plannerCpuMs: sum((layer) => layer.plannerMs) / timings.decode.tokens,
+        tokensPerSecond: 1e3 / gpuMs,
+        wallTokensPerSecond: 1e3 / wallMs,
+        config: { params, steps: modelDecodeSteps, wallMsPerToken: wallMs },
+      });
+    } catch (error) {
+      console.error(`  model decode, ${method.name}: failed:`, error);
       process.exitCode = 1;
     } finally {
       model.dispose();

@@ -31,6 +31,7 @@ import {
   readFloat32,
 } from '../gpu/buffers';
 import type { GpuContext } from '../gpu/context';
+import { scratchOrOwned, type StepScratch } from '../gpu/scratch';
 import type { RecordDispatches } from '../gpu/timer';
 import type { BlasstOrder } from '../methods/reference/blasst';
 import {
@@ -260,15 +261,17 @@ export function blasstDecodePlan(
 export interface BlasstDecode {
   record: RecordDispatches;
   plan: DecodeSplitPlan;
-  /** The partials and uniforms this instance allocated. */
+  /** The buffers this instance allocated: its uniforms, and its partials without a step scratch. */
   scratch: GPUBuffer[];
 }
 
+/** Split and reduce passes; partials from `stepScratch` when given (as createDenseDecode). */
 export function createBlasstDecode(
   ctx: GpuContext,
   params: DecodeParams,
   buffers: DecodeBuffers & BlasstCounts,
   options: BlasstDecodeOptions,
+  stepScratch?: StepScratch,
 ): BlasstDecode {
   const plan = blasstDecodePlan(ctx, params, options.blockTokens, options.blocksPerSplit);
   const { device } = ctx;
@@ -295,13 +298,12 @@ export function createBlasstDecode(
     'blasst decode params',
   );
   const partials = numHeads * plan.numSplits;
-  const partO = createEmptyBuffer(device, partials * headDim * 4, 'blasst decode partial out');
-  const partMl = createEmptyBuffer(device, partials * 8, 'blasst decode partial max/sum');
-  const splitCounts = createEmptyBuffer(
-    device,
-    numKvHeads * plan.numSplits * 8,
-    'blasst decode counts per split',
-  );
+  const owned = [uniforms];
+  const partial = (role: string, bytes: number) =>
+    scratchOrOwned(device, stepScratch, owned, role, bytes);
+  const partO = partial('decode partial out', partials * headDim * 4);
+  const partMl = partial('decode partial max/sum', partials * 8);
+  const splitCounts = partial('blasst decode counts per split', numKvHeads * plan.numSplits * 8);
   const splitGroup = bindGroup(device, split, [
     uniforms,
     buffers.q,
@@ -331,7 +333,7 @@ export function createBlasstDecode(
       pass.dispatchWorkgroups(dimChunks, numHeads);
     },
     plan,
-    scratch: [uniforms, partO, partMl, splitCounts],
+    scratch: owned,
   };
 }
 

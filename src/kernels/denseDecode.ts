@@ -10,6 +10,7 @@ import {
   readFloat32,
 } from '../gpu/buffers';
 import type { GpuContext } from '../gpu/context';
+import { scratchOrOwned, type StepScratch } from '../gpu/scratch';
 import type { RecordDispatches } from '../gpu/timer';
 import { BLOCK_FULL, ceilDiv, type BlockMask } from '../methods/reference/masks';
 import { groupSize, type AttentionShape, type PagedKvLayout } from './layout';
@@ -315,12 +316,17 @@ export function tokensReadPerKvHead(
   );
 }
 
+/**
+ * The split and reduce passes; their partials come from `stepScratch` when given (a model step's
+ * layers share them), else are the decode's own (in `scratch`, to destroy).
+ */
 export function createDenseDecode(
   ctx: GpuContext,
   params: DecodeParams,
   buffers: DecodeBuffers,
   tuning?: DecodeTuning,
   subset?: DecodeSubset,
+  stepScratch?: StepScratch,
 ): DenseDecode {
   const { device } = ctx;
   const { numHeads, numKvHeads, headDim } = params;
@@ -355,8 +361,11 @@ export function createDenseDecode(
     'dense decode params',
   );
   const partials = numHeads * plan.numSplits;
-  const partO = createEmptyBuffer(device, partials * headDim * 4, 'dense decode partial out');
-  const partMl = createEmptyBuffer(device, partials * 8, 'dense decode partial max/sum');
+  const owned = [uniforms];
+  const partial = (role: string, bytes: number) =>
+    scratchOrOwned(device, stepScratch, owned, role, bytes);
+  const partO = partial('decode partial out', partials * headDim * 4);
+  const partMl = partial('decode partial max/sum', partials * 8);
 
   const splitGroup = bindGroup(device, split, [
     uniforms,
@@ -380,7 +389,7 @@ export function createDenseDecode(
       pass.setBindGroup(0, reduceGroup);
       pass.dispatchWorkgroups(dimChunks, numHeads);
     },
-    scratch: [uniforms, partO, partMl, ...(subsetBuffer ? [subsetBuffer] : [])],
+    scratch: [...owned, ...(subsetBuffer ? [subsetBuffer] : [])],
   };
 }
 

@@ -20,6 +20,7 @@ import {
   readFloat32,
 } from '../gpu/buffers';
 import type { GpuContext } from '../gpu/context';
+import { scratchOrOwned, type StepScratch } from '../gpu/scratch';
 import type { RecordDispatches } from '../gpu/timer';
 import {
   createDenseDecode,
@@ -197,11 +198,16 @@ export interface QuestDecode {
   dispose(): void;
 }
 
+/**
+ * Scoring, selection and the decode of the listed pages; the bounds, the page list and the
+ * decode's partials come from `stepScratch` when given (a model step's layers share them).
+ */
 export function recordQuestDecode(
   ctx: GpuContext,
   params: QuestDecodeParams,
   buffers: QuestDecodeBuffers,
   tuning: QuestTuning = {},
+  stepScratch?: StepScratch,
 ): QuestDecode {
   const selectWorkgroupSize =
     tuning.selectWorkgroupSize ??
@@ -219,8 +225,9 @@ export function recordQuestDecode(
   // The decode walks the listed tokens: complete pages, then the current page's kvLen - current*P.
   const listedTokens = (listLength - 1) * kv.pageSize + (kvLen - numFull * kv.pageSize);
 
-  const bounds = createEmptyBuffer(device, numKvHeads * numFull * 4, 'quest bounds');
-  const selectedPages = createEmptyBuffer(device, numKvHeads * listLength * 4, 'quest pages');
+  const owned: GPUBuffer[] = [];
+  const bounds = scratchOrOwned(device, stepScratch, owned, 'quest bounds', numKvHeads * numFull * 4); // prettier-ignore
+  const selectedPages = scratchOrOwned(device, stepScratch, owned, 'quest pages', numKvHeads * listLength * 4); // prettier-ignore
   const pageCounts = createEmptyBuffer(device, numKvHeads * 4, 'quest page counts');
   const scoreUniforms = createUniformBuffer(device, [numFull], [], 'quest score params');
   const selectUniforms = createUniformBuffer(
@@ -282,8 +289,9 @@ export function recordQuestDecode(
     buffers,
     tuning.decode,
     { pageList: { buffer: selectedPages, listLen: listLength } },
+    stepScratch,
   );
-  const scratch = [bounds, selectedPages, pageCounts, scoreUniforms, selectUniforms];
+  const scratch = [...owned, pageCounts, scoreUniforms, selectUniforms];
   const recordScore: RecordDispatches = (pass) => {
     if (numFull === 0) return;
     pass.setPipeline(score);

@@ -13,7 +13,7 @@ import {
   attentionBuffers,
   decodeParams,
   prefillParams,
-  readU32,
+  countWords,
   sumOf,
   type AttentionCall,
   type AttentionCount,
@@ -122,10 +122,11 @@ function prefillOp(ctx: GpuContext, p: MethodParams, call: AttentionCall): Atten
     blasstOptions(p),
     config,
   );
+  const words = countWords(ctx, call, counts, bytes / 4);
   return {
     record,
     dispose: () => counts.destroy(),
-    readCount: async () => skipCount(await readU32(ctx, counts, bytes / 4), call.shape.numHeads),
+    readCount: async () => skipCount(await words(), call.shape.numHeads),
   };
 }
 
@@ -137,11 +138,13 @@ function decodeOp(ctx: GpuContext, p: MethodParams, call: AttentionCall): Attent
     decodeParams(call),
     { ...attentionBuffers(call), counts },
     { ...blasstOptions(p), blockTokens: numberParam(p, 'block') },
+    call.scratch,
   );
+  const words = countWords(ctx, call, counts, numKvHeads * 2);
   return {
     record: decode.record,
     dispose: () => [counts, ...decode.scratch].forEach((b) => b.destroy()),
-    readCount: async () => skipCount(await readU32(ctx, counts, numKvHeads * 2), numKvHeads),
+    readCount: async () => skipCount(await words(), numKvHeads),
   };
 }
 

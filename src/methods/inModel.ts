@@ -16,6 +16,7 @@
 import { createEmptyBuffer, readBuffer } from '../gpu/buffers';
 import type { GpuContext } from '../gpu/context';
 import type { StepScratch } from '../gpu/scratch';
+import type { StepReadback } from '../gpu/stepReadback';
 import type { RecordDispatches } from '../gpu/timer';
 import {
   recordBlockSparsePrefill,
@@ -75,6 +76,8 @@ export interface AttentionCall {
   state?: LayerState;
   /** Buffers the layers of the step share for what their plans use only while they run. */
   scratch?: StepScratch;
+  /** The step's shared readback of what its kernels counted (countWords). */
+  readback?: StepReadback;
 }
 
 /** What a kernel counted in one call. */
@@ -185,6 +188,22 @@ export async function readU32(
   return new Uint32Array(await readBuffer(ctx.device, buffer, Math.max(1, count) * 4), 0, count);
 }
 
+/**
+ * The first `count` u32 words of `buffer` as the call's submit leaves them, to read once it is done:
+ * through the step's shared readback when the call has one (requested now, copied at the end of the
+ * submit), else a readback of their own.
+ */
+export function countWords(
+  ctx: GpuContext,
+  call: AttentionCall,
+  buffer: GPUBuffer,
+  count: number,
+): () => Promise<Uint32Array> {
+  if (!call.readback) return () => readU32(ctx, buffer, count);
+  const words = call.readback.request(buffer, count);
+  return () => words;
+}
+
 let lastPlanned: { key: string; mask: BlockMask } | null = null;
 
 /**
@@ -239,9 +258,10 @@ export function blockSparseOp(
     const plannerMs = performance.now() - start;
     const counts = countsFor(mask);
     const kernel = recordBlockSparsePrefill(ctx, params, mask, buffers(counts));
+    const words = countWords(ctx, call, counts, mask.numHeads * mask.numQueryBlocks);
     return {
       record: kernel.record,
-      readCount: async () => ({ ...(await blockCounts(ctx, mask, counts)), plannerMs }),
+      readCount: async () => ({ ...blockCounts(mask, await words()), plannerMs }),
       keptMask: async () => mask,
       dispose: () => {
         kernel.dispose();
@@ -253,6 +273,7 @@ export function blockSparseOp(
   const { geometry } = packing.outputs;
   const counts = countsFor(geometry);
   const kernel = recordBlockSparsePrefillOnTiles(ctx, params, packing.outputs, buffers(counts));
+  const words = countWords(ctx, call, counts, geometry.numHeads * geometry.numQueryBlocks);
   return {
     plan: {
       record: (pass) => {
@@ -261,7 +282,7 @@ export function blockSparseOp(
       },
     },
     record: kernel.record,
-    readCount: () => blockCounts(ctx, geometry, counts),
+    readCount: async () => blockCounts(geometry, await words()),
     keptMask: plan.mask,
     dispose: () => {
       kernel.dispose();
@@ -272,14 +293,15 @@ export function blockSparseOp(
   };
 }
 
-/** The block-sparse kernel's counts: key blocks per query head against each head's causal ones. */
-async function blockCounts(
-  ctx: GpuContext,
+/**
+ * The block-sparse kernel's counts (`words`, [head][query block]): key blocks per query head
+ * against each head's causal ones.
+ */
+function blockCounts(
   geometry: MaskGeometry & { numQueryBlocks: number },
-  counts: GPUBuffer,
-): Promise<AttentionCount> {
+  words: Uint32Array,
+): AttentionCount {
   const { numHeads, numQueryBlocks } = geometry;
-  const words = await readU32(ctx, counts, numHeads * numQueryBlocks);
   let causalPerHead = 0;
   for (let qb = 0; qb < numQueryBlocks; qb++) causalPerHead += causalKeyBlocks(geometry, qb);
   const touched = Array.from({ length: numHeads }, (_, h) =>
@@ -333,7 +355,7 @@ export function denseDecodeOp(
     vPool: pools.vPool,
     pageTable: pools.pageTable,
   };
-  const decode = createDenseDecode(ctx, params, buffers, undefined, subset);
+  const decode = createDenseDecode(ctx, params, buffers, undefined, subset, call.scratch);
   const full = call.qStart + 1;
   return {
     record: decode.record,

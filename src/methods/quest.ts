@@ -9,7 +9,7 @@ import { pagesFor } from '../kernels/pagedKv';
 import {
   attentionBuffers,
   decodeParams,
-  readU32,
+  countWords,
   sumOf,
   type InModelAttention,
   type LayerState,
@@ -100,14 +100,17 @@ const inModel: InModelAttention = {
       ctx,
       { ...params, tokenBudget },
       { ...attentionBuffers(call), summaries: state.summaries.buffer },
+      {},
+      call.scratch,
     );
     const heads = call.shape.numKvHeads;
     const pages = pagesFor(params.kvLen, pageSize);
+    const words = countWords(ctx, call, decode.pageCounts, heads);
     return {
       record: decode.record,
       dispose: () => decode.dispose(),
       readCount: async () => {
-        const touched = Array.from(await readU32(ctx, decode.pageCounts, heads));
+        const touched = Array.from(await words());
         const total = touched.map(() => pages);
         return {
           unit: 'pages',

@@ -30,6 +30,7 @@
 import { createEmptyBuffer, createStorageBuffer, readFloat32 } from '../../gpu/buffers';
 import type { GpuContext } from '../../gpu/context';
 import { StepScratch } from '../../gpu/scratch';
+import { StepReadback } from '../../gpu/stepReadback';
 import { packFloat16Pairs } from '../../gpu/f16';
 import { seededRandom } from '../../engine/random';
 import { defaultScale, wordsPerPage, type KvDtype, type PagedKvLayout } from '../../kernels/layout';
@@ -705,6 +706,7 @@ export class Model {
     const attend = phase === 'prefill' ? prefillAttention : decodeAttention;
     const kvWidth = this.config.numKvHeads * this.config.headDim;
     const scratch = new StepScratch(device);
+    const countReadback = new StepReadback(device);
     for (const item of ops.items) {
       if (!('attentionLayer' in item)) continue;
       const layer = this.layers[item.attentionLayer];
@@ -723,6 +725,7 @@ export class Model {
         kvRows: { buffer: this.scratch.kv, stride: 2 * kvWidth, kOffset: 0, vOffset: kvWidth },
         state: this.layerStates[item.attentionLayer][phase],
         scratch,
+        readback: countReadback,
       };
       calls.set(item.attentionLayer, call);
       attention.set(item.attentionLayer, attend(this.ctx, methods[item.attentionLayer], call));
@@ -786,10 +789,12 @@ export class Model {
         vocab * 4,
       );
     }
+    countReadback.record(encoder);
     const submitted = this.submitSegment(encoder, slot, readback, true, passes);
+    const countsRead = countReadback.resolve();
     const logits = ops.allLogits ? await readFloat32(device, ops.allLogits, tokens * vocab) : null;
     const { bytes: sampled, ms, passMs } = await this.finishStep(submitted);
-    // Every layer's count requested at once: their readbacks wait together rather than in turn.
+    await countsRead;
     const counts = await Promise.all([...attention.values()].map((op) => op.readCount()));
     [...attention.keys()].forEach((layer, i) => {
       this.addCount(phase, layer, methods[layer].name, counts[i]);
@@ -803,6 +808,7 @@ export class Model {
     attention.forEach((op) => op.dispose());
     followUps.forEach((op) => op.dispose());
     scratch.destroy();
+    countReadback.destroy();
     this.pos += tokens;
     const timing = this.timingsValue[phase];
     timing.ms += ms;
