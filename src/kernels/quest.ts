@@ -226,8 +226,10 @@ export function recordQuestDecode(
   const listedTokens = (listLength - 1) * kv.pageSize + (kvLen - numFull * kv.pageSize);
 
   const owned: GPUBuffer[] = [];
-  const bounds = scratchOrOwned(device, stepScratch, owned, 'quest bounds', numKvHeads * numFull * 4); // prettier-ignore
-  const selectedPages = scratchOrOwned(device, stepScratch, owned, 'quest pages', numKvHeads * listLength * 4); // prettier-ignore
+  const shared = (role: string, bytes: number) =>
+    scratchOrOwned(device, stepScratch, owned, role, bytes);
+  const bounds = shared('quest bounds', numKvHeads * numFull * 4);
+  const selectedPages = shared('quest pages', numKvHeads * listLength * 4);
   const pageCounts = createEmptyBuffer(device, numKvHeads * 4, 'quest page counts');
   const scoreUniforms = createUniformBuffer(device, [numFull], [], 'quest score params');
   const selectUniforms = createUniformBuffer(

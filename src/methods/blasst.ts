@@ -11,9 +11,9 @@ import {
 } from '../kernels/blasst';
 import {
   attentionBuffers,
+  countWords,
   decodeParams,
   prefillParams,
-  countWords,
   sumOf,
   type AttentionCall,
   type AttentionCount,

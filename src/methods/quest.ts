@@ -8,8 +8,8 @@ import {
 import { pagesFor } from '../kernels/pagedKv';
 import {
   attentionBuffers,
-  decodeParams,
   countWords,
+  decodeParams,
   sumOf,
   type InModelAttention,
   type LayerState,
