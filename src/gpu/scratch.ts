@@ -28,16 +28,19 @@ export class StepScratch {
   }
 }
 
-/** A scratch buffer of the step when there is one, else one of the caller's own (in `owned`). */
-export function scratchOrOwned(
+/**
+ * Where a recorder gets its intermediate buffers: from the step's scratch when there is one, else
+ * made for it and pushed to `owned` (the caller destroys them).
+ */
+export function scratchBuffers(
   device: GPUDevice,
   scratch: StepScratch | undefined,
   owned: GPUBuffer[],
-  role: string,
-  bytes: number,
-): GPUBuffer {
-  if (scratch) return scratch.get(role, bytes);
-  const buffer = createEmptyBuffer(device, bytes, role);
-  owned.push(buffer);
-  return buffer;
+): (role: string, bytes: number) => GPUBuffer {
+  if (scratch) return (role, bytes) => scratch.get(role, bytes);
+  return (role, bytes) => {
+    const buffer = createEmptyBuffer(device, bytes, role);
+    owned.push(buffer);
+    return buffer;
+  };
 }

@@ -31,7 +31,7 @@ import {
   readFloat32,
 } from '../gpu/buffers';
 import type { GpuContext } from '../gpu/context';
-import { scratchOrOwned, type StepScratch } from '../gpu/scratch';
+import { scratchBuffers, type StepScratch } from '../gpu/scratch';
 import type { RecordDispatches } from '../gpu/timer';
 import type { BlasstOrder } from '../methods/reference/blasst';
 import {
@@ -299,8 +299,7 @@ export function createBlasstDecode(
   );
   const partials = numHeads * plan.numSplits;
   const owned = [uniforms];
-  const partial = (role: string, bytes: number) =>
-    scratchOrOwned(device, stepScratch, owned, role, bytes);
+  const partial = scratchBuffers(device, stepScratch, owned);
   const partO = partial('decode partial out', partials * headDim * 4);
   const partMl = partial('decode partial max/sum', partials * 8);
   const splitCounts = partial('blasst decode counts per split', numKvHeads * plan.numSplits * 8);

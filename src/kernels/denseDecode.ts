@@ -10,7 +10,7 @@ import {
   readFloat32,
 } from '../gpu/buffers';
 import type { GpuContext } from '../gpu/context';
-import { scratchOrOwned, type StepScratch } from '../gpu/scratch';
+import { scratchBuffers, type StepScratch } from '../gpu/scratch';
 import type { RecordDispatches } from '../gpu/timer';
 import { BLOCK_FULL, ceilDiv, type BlockMask } from '../methods/reference/masks';
 import { groupSize, type AttentionShape, type PagedKvLayout } from './layout';
@@ -362,8 +362,7 @@ export function createDenseDecode(
   );
   const partials = numHeads * plan.numSplits;
   const owned = [uniforms];
-  const partial = (role: string, bytes: number) =>
-    scratchOrOwned(device, stepScratch, owned, role, bytes);
+  const partial = scratchBuffers(device, stepScratch, owned);
   const partO = partial('decode partial out', partials * headDim * 4);
   const partMl = partial('decode partial max/sum', partials * 8);
 

@@ -20,7 +20,7 @@ import {
   readFloat32,
 } from '../gpu/buffers';
 import type { GpuContext } from '../gpu/context';
-import { scratchOrOwned, type StepScratch } from '../gpu/scratch';
+import { scratchBuffers, type StepScratch } from '../gpu/scratch';
 import type { RecordDispatches } from '../gpu/timer';
 import {
   createDenseDecode,
@@ -226,8 +226,7 @@ export function recordQuestDecode(
   const listedTokens = (listLength - 1) * kv.pageSize + (kvLen - numFull * kv.pageSize);
 
   const owned: GPUBuffer[] = [];
-  const shared = (role: string, bytes: number) =>
-    scratchOrOwned(device, stepScratch, owned, role, bytes);
+  const shared = scratchBuffers(device, stepScratch, owned);
   const bounds = shared('quest bounds', numKvHeads * numFull * 4);
   const selectedPages = shared('quest pages', numKvHeads * listLength * 4);
   const pageCounts = createEmptyBuffer(device, numKvHeads * 4, 'quest page counts');

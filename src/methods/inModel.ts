@@ -246,19 +246,18 @@ export function blockSparseOp(
 ): AttentionOp {
   const params = prefillParams(call);
   const buffers = (counts: GPUBuffer) => ({ ...attentionBuffers(call), counts });
-  const countsFor = (geometry: MaskGeometry & { numQueryBlocks: number }) =>
-    createEmptyBuffer(
-      ctx.device,
-      Math.max(1, geometry.numHeads * geometry.numQueryBlocks) * 4,
-      'block-sparse counts',
-    );
+  // The kernel's counts, one word per (head, query block), and their words after the submit.
+  const countsFor = (geometry: MaskGeometry & { numQueryBlocks: number }) => {
+    const rows = geometry.numHeads * geometry.numQueryBlocks;
+    const counts = createEmptyBuffer(ctx.device, Math.max(1, rows) * 4, 'block-sparse counts');
+    return { counts, words: countWords(ctx, call, counts, rows) };
+  };
   if (typeof plan === 'function') {
     const start = performance.now();
     const mask = plan();
     const plannerMs = performance.now() - start;
-    const counts = countsFor(mask);
+    const { counts, words } = countsFor(mask);
     const kernel = recordBlockSparsePrefill(ctx, params, mask, buffers(counts));
-    const words = countWords(ctx, call, counts, mask.numHeads * mask.numQueryBlocks);
     return {
       record: kernel.record,
       readCount: async () => ({ ...blockCounts(mask, await words()), plannerMs }),
@@ -271,9 +270,8 @@ export function blockSparseOp(
   }
   const packing = packTileMaskOnGpu(ctx, params, plan.source);
   const { geometry } = packing.outputs;
-  const counts = countsFor(geometry);
+  const { counts, words } = countsFor(geometry);
   const kernel = recordBlockSparsePrefillOnTiles(ctx, params, packing.outputs, buffers(counts));
-  const words = countWords(ctx, call, counts, geometry.numHeads * geometry.numQueryBlocks);
   return {
     plan: {
       record: (pass) => {
