@@ -25,33 +25,33 @@ fn store_tile_vec4(key: u32, column: u32, k: vec4<f32>, v: vec4<f32>) {
   v_tile[key][column / LANES][column % LANES] = v;
 }
 
-// A 16-byte word of the pool: a vec4 of f32, or 8 halves.
+// A 16-byte word of the pool: a vec4 of f32, or 8 halves (WORD_VEC4S vec4s of the tile).
 #if KV_F16
 alias PoolWord = vec4<u32>;
-const TILE_POOL_VEC4S = DIM_VEC4S / 2; // a vec4<u32> of the pool holds 8 halves
+const WORD_VEC4S = 2u;
+fn unpack_pool_word(w: PoolWord) -> array<vec4<f32>, WORD_VEC4S> {
+  return array(
+    vec4(unpack2x16float(w.x), unpack2x16float(w.y)),
+    vec4(unpack2x16float(w.z), unpack2x16float(w.w)),
+  );
+}
 #else
 alias PoolWord = vec4<f32>;
-const TILE_POOL_VEC4S = DIM_VEC4S;
+const WORD_VEC4S = 1u;
+fn unpack_pool_word(w: PoolWord) -> array<vec4<f32>, WORD_VEC4S> {
+  return array(w);
+}
 #endif
+const TILE_POOL_VEC4S = DIM_VEC4S / WORD_VEC4S;
 
 // Stores pool column `column` (one PoolWord of K and of V) into tile row `key`.
 fn store_pool_word(key: u32, column: u32, k: PoolWord, v: PoolWord) {
-#if KV_F16
-  store_tile_vec4(
-    key,
-    2u * column,
-    vec4(unpack2x16float(k.x), unpack2x16float(k.y)),
-    vec4(unpack2x16float(v.x), unpack2x16float(v.y)),
-  );
-  store_tile_vec4(
-    key,
-    2u * column + 1u,
-    vec4(unpack2x16float(k.z), unpack2x16float(k.w)),
-    vec4(unpack2x16float(v.z), unpack2x16float(v.w)),
-  );
-#else
-  store_tile_vec4(key, column, k, v);
-#endif
+  let k_vec4s = unpack_pool_word(k);
+  let v_vec4s = unpack_pool_word(v);
+  #unroll
+  for (var u = 0u; u < WORD_VEC4S; u++) {
+    store_tile_vec4(key, WORD_VEC4S * column + u, k_vec4s[u], v_vec4s[u]);
+  }
 }
 
 // Copies pool column `column` of the row of `token` into tile row `key`, as zeros past kv_len.
@@ -78,32 +78,8 @@ const FETCHES = (TILE_WORDS + THREADS - 1) / THREADS;
 var<private> k_fetch: array<PoolWord, FETCHES>;
 var<private> v_fetch: array<PoolWord, FETCHES>;
 
-// Fetch f of this invocation: the K and V words of pool row `row` (a u32 index / 4), or zeros.
-fn fetch_word(f: u32, thread: u32, present: bool, row: u32) {
-  var k = PoolWord();
-  var v = PoolWord();
-  if (present) {
-    let word = row + (thread + f * THREADS) % TILE_POOL_VEC4S;
-    k = k_pool[word];
-    v = v_pool[word];
-  }
-  k_fetch[f] = k;
-  v_fetch[f] = v;
-}
-
-fn store_fetched(thread: u32) {
-  #unroll
-  for (var f = 0u; f < FETCHES; f++) {
-    let i = thread + f * THREADS;
-    if (i < TILE_WORDS) {
-      store_pool_word(i / TILE_POOL_VEC4S, i % TILE_POOL_VEC4S, k_fetch[f], v_fetch[f]);
-    }
-  }
-}
-
-// The two halves of a tile load apart, for BLASST prefill, which loads V only for kept tiles:
-// fetch_half_word(f, thread, present, row, false) fetches K, true V; store_fetched_half writes
-// k_fetch to k_tile or v_fetch to v_tile.
+// Fetch f of this invocation: the K (values false) or V word of pool row `row` (a u32 index / 4),
+// or zero. BLASST prefill fetches V only for kept tiles; the other kernels fetch both.
 fn fetch_half_word(f: u32, thread: u32, present: bool, row: u32, values: bool) {
   var w = PoolWord();
   if (present) {
@@ -121,34 +97,35 @@ fn fetch_half_word(f: u32, thread: u32, present: bool, row: u32, values: bool) {
   }
 }
 
+fn fetch_word(f: u32, thread: u32, present: bool, row: u32) {
+  fetch_half_word(f, thread, present, row, false);
+  fetch_half_word(f, thread, present, row, true);
+}
+
+// Writes k_fetch to k_tile (values false) or v_fetch to v_tile.
 fn store_fetched_half(thread: u32, values: bool) {
   #unroll
   for (var f = 0u; f < FETCHES; f++) {
     let i = thread + f * THREADS;
     if (i < TILE_WORDS) {
       let key = i / TILE_POOL_VEC4S;
-      let column = i % TILE_POOL_VEC4S;
-#if KV_F16
-      let w = select(k_fetch[f], v_fetch[f], values);
-      let lo = vec4(unpack2x16float(w.x), unpack2x16float(w.y));
-      let hi = vec4(unpack2x16float(w.z), unpack2x16float(w.w));
-      let c = 2u * column;
-      if (values) {
-        v_tile[key][c / LANES][c % LANES] = lo;
-        v_tile[key][(c + 1u) / LANES][(c + 1u) % LANES] = hi;
-      } else {
-        k_tile[key][c / LANES][c % LANES] = lo;
-        k_tile[key][(c + 1u) / LANES][(c + 1u) % LANES] = hi;
+      let vec4s = unpack_pool_word(select(k_fetch[f], v_fetch[f], values));
+      #unroll
+      for (var u = 0u; u < WORD_VEC4S; u++) {
+        let c = WORD_VEC4S * (i % TILE_POOL_VEC4S) + u;
+        if (values) {
+          v_tile[key][c / LANES][c % LANES] = vec4s[u];
+        } else {
+          k_tile[key][c / LANES][c % LANES] = vec4s[u];
+        }
       }
-#else
-      if (values) {
-        v_tile[key][column / LANES][column % LANES] = v_fetch[f];
-      } else {
-        k_tile[key][column / LANES][column % LANES] = k_fetch[f];
-      }
-#endif
     }
   }
+}
+
+fn store_fetched(thread: u32) {
+  store_fetched_half(thread, false);
+  store_fetched_half(thread, true);
 }
 #endif
 
