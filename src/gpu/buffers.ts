@@ -25,13 +25,11 @@ export function createEmptyBuffer(device: GPUDevice, bytes: number, label?: stri
   return device.createBuffer({ label, size: paddedSize(bytes), usage: storageUsage() });
 }
 
-/** A uniform buffer from 32-bit words; `words` mixes u32 (integers) and f32 (in `floatIndices`). */
-export function createUniformBuffer(
-  device: GPUDevice,
+/** A uniform block's bytes from `values`: u32 (integers), or f32 at `floatIndices`; vec4-padded. */
+export function uniformWords(
   values: ArrayLike<number>,
   floatIndices: readonly number[] = [],
-  label?: string,
-): GPUBuffer {
+): Uint32Array<ArrayBuffer> {
   const bytes = new ArrayBuffer(Math.ceil(Math.max(values.length, 1) / 4) * 16);
   const u32 = new Uint32Array(bytes);
   const f32 = new Float32Array(bytes);
@@ -39,12 +37,23 @@ export function createUniformBuffer(
     if (floatIndices.includes(i)) f32[i] = values[i];
     else u32[i] = values[i] >>> 0;
   }
+  return u32;
+}
+
+/** A uniform buffer from 32-bit words; `words` mixes u32 (integers) and f32 (in `floatIndices`). */
+export function createUniformBuffer(
+  device: GPUDevice,
+  values: ArrayLike<number>,
+  floatIndices: readonly number[] = [],
+  label?: string,
+): GPUBuffer {
+  const words = uniformWords(values, floatIndices);
   const buffer = device.createBuffer({
     label,
-    size: bytes.byteLength,
+    size: words.byteLength,
     usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
   });
-  device.queue.writeBuffer(buffer, 0, bytes);
+  device.queue.writeBuffer(buffer, 0, words);
   return buffer;
 }
 

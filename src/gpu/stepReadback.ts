@@ -1,8 +1,9 @@
 /**
  * The small results that the ops of one submit read back (the kernels' counts), copied at the end
- * of that submit into one staging buffer and mapped once. Each op reading its own buffer took a
- * submit, a staging buffer and a map of its own: 30 a step in a 30-layer model, 11% of a
- * Vertical-Slash prefill's CPU time (H100 machine, 4K tokens).
+ * of that submit into the step's own staging buffer, behind its sampled token and timestamps, so a
+ * step maps one buffer once. Each op reading its own buffer took a submit, a staging buffer and a
+ * map of its own: 30 a step in a 30-layer model, 11% of a Vertical-Slash prefill's CPU time (H100
+ * machine, 4K tokens).
  */
 interface Request {
   source: GPUBuffer;
@@ -14,55 +15,47 @@ interface Request {
 
 export class StepReadback {
   private readonly requests: Request[] = [];
-  private bytes = 0;
-  private staging: GPUBuffer | null = null;
-
-  constructor(private readonly device: GPUDevice) {}
+  private bytesValue = 0;
+  private recorded = false;
 
   /** The first `words` u32 words of `source` as the submit leaves them; before `record`. */
   request(source: GPUBuffer, words: number): Promise<Uint32Array> {
-    if (this.staging) throw new Error('StepReadback: request after record');
+    if (this.recorded) throw new Error('StepReadback: request after record');
     const promise = new Promise<Uint32Array>((resolve, reject) => {
-      this.requests.push({ source, offset: this.bytes, words, resolve, reject });
+      this.requests.push({ source, offset: this.bytesValue, words, resolve, reject });
     });
-    this.bytes += Math.max(1, words) * 4;
+    this.bytesValue += Math.max(1, words) * 4;
     // A step that fails before its counts are read must not leave an unhandled rejection.
     promise.catch(() => {});
     return promise;
   }
 
-  /** Copies every requested buffer into the staging buffer, after the step's passes. */
-  record(encoder: GPUCommandEncoder): void {
-    if (this.requests.length === 0) return;
-    this.staging = this.device.createBuffer({
-      label: 'step readback',
-      size: this.bytes,
-      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-    });
-    for (const { source, offset, words } of this.requests) {
-      encoder.copyBufferToBuffer(source, 0, this.staging, offset, Math.max(1, words) * 4);
-    }
+  /** Bytes the requests take in the staging buffer (a multiple of 4). */
+  get bytes(): number {
+    return this.bytesValue;
   }
 
   /**
-   * After the submit: maps the staging buffer once and hands every request its words; a failure
-   * rejects every request instead (so this never rejects: whoever awaits a request hears of it).
+   * Copies every requested buffer into `staging` from byte `offset` (a multiple of 4) on, after the
+   * step's passes; the staging buffer must hold `offset + bytes`.
    */
-  async resolve(): Promise<void> {
-    if (!this.staging) return;
-    try {
-      await this.staging.mapAsync(GPUMapMode.READ);
-      const all = this.staging.getMappedRange().slice(0);
-      this.staging.unmap();
-      for (const { offset, words, resolve } of this.requests) {
-        resolve(new Uint32Array(all, offset, words));
-      }
-    } catch (error) {
-      this.requests.forEach(({ reject }) => reject(error));
+  record(encoder: GPUCommandEncoder, staging: GPUBuffer, offset: number): void {
+    this.recorded = true;
+    for (const request of this.requests) {
+      const bytes = Math.max(1, request.words) * 4;
+      encoder.copyBufferToBuffer(request.source, 0, staging, offset + request.offset, bytes);
     }
   }
 
-  destroy(): void {
-    this.staging?.destroy();
+  /** After the submit: hands every request its words from the mapped staging bytes. */
+  deliver(mapped: ArrayBuffer, offset: number): void {
+    for (const request of this.requests) {
+      request.resolve(new Uint32Array(mapped, offset + request.offset, request.words));
+    }
+  }
+
+  /** The submit or its map failed: every request hears of it. */
+  fail(error: unknown): void {
+    this.requests.forEach(({ reject }) => reject(error));
   }
 }

@@ -22,16 +22,9 @@
  * size is 1, and otherwise equal the reference run with the group's query heads as the rows of one
  * row group (see tests/kernels/blasst.test.ts). Counts are per KV head, summed over the splits.
  */
-import {
-  bindGroup,
-  createEmptyBuffer,
-  createStorageBuffer,
-  createUniformBuffer,
-  readBuffer,
-  readFloat32,
-} from '../gpu/buffers';
+import { createEmptyBuffer, createStorageBuffer, readBuffer, readFloat32 } from '../gpu/buffers';
 import type { GpuContext } from '../gpu/context';
-import { scratchBuffers, type StepScratch } from '../gpu/scratch';
+import { stepResources, type StepScratch } from '../gpu/scratch';
 import type { RecordDispatches } from '../gpu/timer';
 import type { BlasstOrder } from '../methods/reference/blasst';
 import {
@@ -261,11 +254,11 @@ export function blasstDecodePlan(
 export interface BlasstDecode {
   record: RecordDispatches;
   plan: DecodeSplitPlan;
-  /** The buffers this instance allocated: its uniforms, and its partials without a step scratch. */
+  /** The buffers this instance allocated: its uniforms and partials, without a step scratch. */
   scratch: GPUBuffer[];
 }
 
-/** Split and reduce passes; partials from `stepScratch` when given (as createDenseDecode). */
+/** Split and reduce passes; partials, uniforms and bind groups from `stepScratch` when given (as createDenseDecode). */
 export function createBlasstDecode(
   ctx: GpuContext,
   params: DecodeParams,
@@ -285,8 +278,10 @@ export function createBlasstDecode(
     GROUP: groupSize(params),
     BLASST: true,
   });
-  const uniforms = createUniformBuffer(
-    device,
+  const owned: GPUBuffer[] = [];
+  const resources = stepResources(device, stepScratch, owned);
+  const uniforms = resources.uniform(
+    'blasst decode params',
     [
       params.kvLen,
       plan.tokensPerSplit,
@@ -295,15 +290,15 @@ export function createBlasstDecode(
       ...blasstUniformTail(options),
     ],
     [3, 4],
-    'blasst decode params',
   );
   const partials = numHeads * plan.numSplits;
-  const owned = [uniforms];
-  const partial = scratchBuffers(device, stepScratch, owned);
-  const partO = partial('decode partial out', partials * headDim * 4);
-  const partMl = partial('decode partial max/sum', partials * 8);
-  const splitCounts = partial('blasst decode counts per split', numKvHeads * plan.numSplits * 8);
-  const splitGroup = bindGroup(device, split, [
+  const partO = resources.buffer('decode partial out', partials * headDim * 4);
+  const partMl = resources.buffer('decode partial max/sum', partials * 8);
+  const splitCounts = resources.buffer(
+    'blasst decode counts per split',
+    numKvHeads * plan.numSplits * 8,
+  );
+  const splitGroup = resources.bindGroup(split, [
     uniforms,
     buffers.q,
     buffers.kPool,
@@ -313,7 +308,7 @@ export function createBlasstDecode(
     partMl,
     splitCounts,
   ]);
-  const reduceGroup = bindGroup(device, reduce, [
+  const reduceGroup = resources.bindGroup(reduce, [
     uniforms,
     partO,
     partMl,

@@ -2,15 +2,9 @@
  * Dense decode attention (one new query per head) over the paged KV cache: flash decoding in two
  * passes, shaders/attention/dense_decode.wgsl (split) and dense_decode_reduce.wgsl (reduce).
  */
-import {
-  bindGroup,
-  createEmptyBuffer,
-  createStorageBuffer,
-  createUniformBuffer,
-  readFloat32,
-} from '../gpu/buffers';
+import { createEmptyBuffer, createStorageBuffer, readFloat32 } from '../gpu/buffers';
 import type { GpuContext } from '../gpu/context';
-import { scratchBuffers, type StepScratch } from '../gpu/scratch';
+import { stepResources, type StepScratch } from '../gpu/scratch';
 import type { RecordDispatches } from '../gpu/timer';
 import { BLOCK_FULL, ceilDiv, type BlockMask } from '../methods/reference/masks';
 import { groupSize, type AttentionShape, type PagedKvLayout } from './layout';
@@ -317,8 +311,9 @@ export function tokensReadPerKvHead(
 }
 
 /**
- * The split and reduce passes; their partials come from `stepScratch` when given (a model step's
- * layers share them), else are the decode's own (in `scratch`, to destroy).
+ * The split and reduce passes; their partials, inputs and bind groups come from `stepScratch` when
+ * given (a model step's layers share them, and the next step reuses them), else are the decode's
+ * own (in `scratch`, to destroy).
  */
 export function createDenseDecode(
   ctx: GpuContext,
@@ -351,22 +346,21 @@ export function createDenseDecode(
     ...(gapWords ? { TOKEN_GAP: true } : {}),
     ...(keyBlocks ? { KEY_BLOCKS: true, KEY_BLOCK: keyBlocks.blockSize } : {}),
   });
+  const owned: GPUBuffer[] = [];
+  const resources = stepResources(device, stepScratch, owned);
   const subsetWords = gapWords ?? keyBlocks?.words;
-  const subsetBuffer = subsetWords && createStorageBuffer(device, subsetWords, 'decode subset');
+  const subsetBuffer = subsetWords && resources.storage('decode subset', subsetWords);
   const reduce = ctx.pipelines.get('attention/dense_decode_reduce', decodeReduceDefines(headDim));
-  const uniforms = createUniformBuffer(
-    device,
+  const uniforms = resources.uniform(
+    'dense decode params',
     [listed.kvLen, plan.tokensPerSplit, plan.numSplits, params.scale * Math.LOG2E],
     [3],
-    'dense decode params',
   );
   const partials = numHeads * plan.numSplits;
-  const owned = [uniforms];
-  const partial = scratchBuffers(device, stepScratch, owned);
-  const partO = partial('decode partial out', partials * headDim * 4);
-  const partMl = partial('decode partial max/sum', partials * 8);
+  const partO = resources.buffer('decode partial out', partials * headDim * 4);
+  const partMl = resources.buffer('decode partial max/sum', partials * 8);
 
-  const splitGroup = bindGroup(device, split, [
+  const splitGroup = resources.bindGroup(split, [
     uniforms,
     buffers.q,
     buffers.kPool,
@@ -377,7 +371,7 @@ export function createDenseDecode(
     ...(pageList ? [pageList.buffer] : []),
     ...(subsetBuffer ? [subsetBuffer] : []),
   ]);
-  const reduceGroup = bindGroup(device, reduce, [uniforms, partO, partMl, buffers.out]);
+  const reduceGroup = resources.bindGroup(reduce, [uniforms, partO, partMl, buffers.out]);
   const dimChunks = reduceDimChunks(headDim);
   return {
     record: (pass) => {
@@ -388,7 +382,7 @@ export function createDenseDecode(
       pass.setBindGroup(0, reduceGroup);
       pass.dispatchWorkgroups(dimChunks, numHeads);
     },
-    scratch: [...owned, ...(subsetBuffer ? [subsetBuffer] : [])],
+    scratch: owned,
   };
 }
 

@@ -38,7 +38,7 @@ import {
   readBuffer,
 } from '../gpu/buffers';
 import type { GpuContext } from '../gpu/context';
-import { scratchBuffers, type StepScratch } from '../gpu/scratch';
+import { stepResources, type StepScratch } from '../gpu/scratch';
 import type { RecordDispatches } from '../gpu/timer';
 import {
   blockSparseTileConfig,
@@ -320,7 +320,10 @@ export function planVerticalSlashOnGpu(
   });
   const blocksPipeline = ctx.pipelines.get('attention/planner_vs_blocks', { WG: 64 });
   const owned: GPUBuffer[] = [];
-  const scores = scratchBuffers(device, scratch, owned)('vs scores', 2 * numHeads * numKeys * 4);
+  const scores = stepResources(device, scratch, owned).buffer(
+    'vs scores',
+    2 * numHeads * numKeys * 4,
+  );
   const bits = createEmptyBuffer(device, 2 * numHeads * keyWords * 4, 'vs bitsets');
   const sizes = createEmptyBuffer(device, 2 * numHeads * 4, 'vs sizes');
   const classes = createEmptyBuffer(
@@ -433,9 +436,9 @@ export function createEstimation(
   const scoresPipeline = ctx.pipelines.get('attention/planner_vs_scores', kvDefines(params));
   const statsPipeline = ctx.pipelines.get('attention/planner_vs_stats', { WG });
   const owned: GPUBuffer[] = [];
-  const intermediate = scratchBuffers(device, scratch, owned);
-  const scaled = intermediate('scaled scores', (headsPerBatch / group) * groupBytes);
-  const stats = intermediate('softmax stats', numHeads * rows * 2 * 4);
+  const intermediate = stepResources(device, scratch, owned);
+  const scaled = intermediate.buffer('scaled scores', (headsPerBatch / group) * groupBytes);
+  const stats = intermediate.buffer('softmax stats', numHeads * rows * 2 * 4);
   const kvBuffers = [buffers.q, buffers.kPool, buffers.pageTable];
   const batches = Array.from({ length: ceilDiv(numHeads, headsPerBatch) }, (_, b) => {
     const headOffset = b * headsPerBatch;

@@ -20,7 +20,7 @@ import {
   readFloat32,
 } from '../gpu/buffers';
 import type { GpuContext } from '../gpu/context';
-import { scratchBuffers, type StepScratch } from '../gpu/scratch';
+import { stepResources, type StepScratch } from '../gpu/scratch';
 import type { RecordDispatches } from '../gpu/timer';
 import {
   createDenseDecode,
@@ -199,8 +199,9 @@ export interface QuestDecode {
 }
 
 /**
- * Scoring, selection and the decode of the listed pages; the bounds, the page list and the
- * decode's partials come from `stepScratch` when given (a model step's layers share them).
+ * Scoring, selection and the decode of the listed pages; the bounds, the page list, the uniforms,
+ * the decode's partials and the bind groups come from `stepScratch` when given (a model step's
+ * layers share them, and the next step reuses them).
  */
 export function recordQuestDecode(
   ctx: GpuContext,
@@ -226,17 +227,17 @@ export function recordQuestDecode(
   const listedTokens = (listLength - 1) * kv.pageSize + (kvLen - numFull * kv.pageSize);
 
   const owned: GPUBuffer[] = [];
-  const shared = scratchBuffers(device, stepScratch, owned);
-  const bounds = shared('quest bounds', numKvHeads * numFull * 4);
-  const selectedPages = shared('quest pages', numKvHeads * listLength * 4);
+  const resources = stepResources(device, stepScratch, owned);
+  const bounds = resources.buffer('quest bounds', numKvHeads * numFull * 4);
+  const selectedPages = resources.buffer('quest pages', numKvHeads * listLength * 4);
+  // Its own, not the step's: the model reads each layer's counts back after the step.
   const pageCounts = createEmptyBuffer(device, numKvHeads * 4, 'quest page counts');
-  const scoreUniforms = createUniformBuffer(device, [numFull], [], 'quest score params');
-  const selectUniforms = createUniformBuffer(
-    device,
-    [numFull, params.tokenBudget / kv.pageSize, listLength],
-    [],
-    'quest select params',
-  );
+  const scoreUniforms = resources.uniform('quest score params', [numFull]);
+  const selectUniforms = resources.uniform('quest select params', [
+    numFull,
+    params.tokenBudget / kv.pageSize,
+    listLength,
+  ]);
   const summaryF16 = kv.dtype === 'f16';
   const valuesPerVector = summaryF16 ? 8 : 4;
   if (headDim % valuesPerVector !== 0) {
@@ -272,13 +273,13 @@ export function recordQuestDecode(
         ),
         DIGIT_BITS: selectDigitBits,
       });
-  const scoreGroup = bindGroup(device, score, [
+  const scoreGroup = resources.bindGroup(score, [
     scoreUniforms,
     buffers.q,
     buffers.summaries,
     bounds,
   ]);
-  const selectGroup = bindGroup(device, select, [
+  const selectGroup = resources.bindGroup(select, [
     selectUniforms,
     bounds,
     selectedPages,
@@ -292,7 +293,7 @@ export function recordQuestDecode(
     { pageList: { buffer: selectedPages, listLen: listLength } },
     stepScratch,
   );
-  const scratch = [...owned, pageCounts, scoreUniforms, selectUniforms];
+  const scratch = [...owned, pageCounts];
   const recordScore: RecordDispatches = (pass) => {
     if (numFull === 0) return;
     pass.setPipeline(score);

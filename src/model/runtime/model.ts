@@ -195,8 +195,9 @@ interface StepOps {
 }
 
 /**
- * What a decode step hands back to the CPU, copied into one mappable buffer: the greedy token (or
- * the top-k candidates) and the pass's two timestamps. A few are made once and reused.
+ * What a step hands back to the CPU, copied into one mappable buffer: the greedy token (or the
+ * top-k candidates), the passes' timestamps and the kernels' counts (StepReadback). A few are made
+ * once and reused; a slot's buffer grows when a step's counts need more room.
  */
 interface StepSlot {
   staging: GPUBuffer;
@@ -207,7 +208,8 @@ interface StepSlot {
 
 /**
  * Staging layout: candidate values (or the greedy token) at 0, ids, then the timestamps, two per
- * pass: a step is one pass, plus two for every GPU plan, which gets a timed pass of its own.
+ * pass (a step is one pass, plus two for every GPU plan, which gets a timed pass of its own), then
+ * the counts from Model.countsOffset on.
  */
 const slotIdsOffset = maxTopK * 4;
 const slotTimestampsOffset = 2 * maxTopK * 4;
@@ -219,6 +221,8 @@ interface InFlight {
   timed: boolean;
   /** How many passes it recorded. */
   passes: number;
+  /** Bytes of the slot's buffer it fills, mapped when it is done. */
+  bytes: number;
   submittedAt: number;
 }
 
@@ -256,6 +260,8 @@ export class Model {
   private readonly invFreq: GPUBuffer | null;
   private readonly pageTable: GPUBuffer;
   private readonly scratch: Scratch;
+  /** What the attention ops of a step (runStep) use while it runs, kept for the next step. */
+  private readonly stepScratch: StepScratch;
   private readonly stepCache = new Map<string, StepOps>();
   private samplers = new Map<number, ModelOp>();
   /**
@@ -411,6 +417,7 @@ export class Model {
     const qWidth = config.numHeads * config.headDim;
     const empty = (floats: number, label: string) =>
       this.keep(createEmptyBuffer(ctx.device, floats * 4, label));
+    this.stepScratch = new StepScratch(ctx.device);
     this.scratch = {
       ids: empty(n, 'ids'),
       start: empty(1, 'start position'),
@@ -571,6 +578,7 @@ export class Model {
     this.greedyFeed?.dispose();
     this.denseDecode?.dispose();
     this.logitsReadback?.destroy();
+    this.stepScratch.destroy();
     for (const slot of this.slots) {
       slot.staging.destroy();
       slot.querySet?.destroy();
@@ -705,8 +713,8 @@ export class Model {
     const methods = phase === 'prefill' ? this.plan.prefill : this.plan.decode;
     const attend = phase === 'prefill' ? prefillAttention : decodeAttention;
     const kvWidth = this.config.numKvHeads * this.config.headDim;
-    const scratch = new StepScratch(device);
-    const countReadback = new StepReadback(device);
+    const scratch = this.stepScratch;
+    const countReadback = new StepReadback();
     for (const item of ops.items) {
       if (!('attentionLayer' in item)) continue;
       const layer = this.layers[item.attentionLayer];
@@ -735,6 +743,7 @@ export class Model {
     // pass of its own, so that its GPU time is the layer's planner cost.
     const slot = this.takeSlot();
     const encoder = device.createCommandEncoder();
+    scratch.recordClears(encoder);
     let passes = 0;
     let pass = encoder.beginComputePass(this.timedPass(slot, passes++));
     const planPasses = new Map<number, number>();
@@ -789,12 +798,21 @@ export class Model {
         vocab * 4,
       );
     }
-    countReadback.record(encoder);
-    const submitted = this.submitSegment(encoder, slot, readback, true, passes);
-    const countsRead = countReadback.resolve();
-    const logits = ops.allLogits ? await readFloat32(device, ops.allLogits, tokens * vocab) : null;
-    const { bytes: sampled, ms, passMs } = await this.finishStep(submitted);
-    await countsRead;
+    const bytes = this.countsOffset + countReadback.bytes;
+    countReadback.record(encoder, this.reserve(slot, bytes), this.countsOffset);
+    const submitted = this.submitSegment(encoder, slot, readback, true, passes, bytes);
+    let logits: Float32Array | null;
+    let sampled: ArrayBuffer;
+    let ms: number;
+    let passMs: number[];
+    try {
+      logits = ops.allLogits ? await readFloat32(device, ops.allLogits, tokens * vocab) : null;
+      ({ bytes: sampled, ms, passMs } = await this.finishStep(submitted));
+    } catch (error) {
+      countReadback.fail(error);
+      throw error;
+    }
+    countReadback.deliver(sampled, this.countsOffset);
     const counts = await Promise.all([...attention.values()].map((op) => op.readCount()));
     [...attention.keys()].forEach((layer, i) => {
       this.addCount(phase, layer, methods[layer].name, counts[i]);
@@ -807,8 +825,7 @@ export class Model {
     }
     attention.forEach((op) => op.dispose());
     followUps.forEach((op) => op.dispose());
-    scratch.destroy();
-    countReadback.destroy();
+    scratch.endStep();
     this.pos += tokens;
     const timing = this.timingsValue[phase];
     timing.ms += ms;
@@ -1038,6 +1055,7 @@ export class Model {
     readback: Readback,
     timed: boolean,
     passes = 1,
+    bytes = this.countsOffset,
   ): InFlight {
     const s = this.scratch;
     const { sample } = readback;
@@ -1068,7 +1086,7 @@ export class Model {
     }
     const submittedAt = performance.now();
     this.ctx.device.queue.submit([encoder.finish()]);
-    return { slot, timed, passes, submittedAt };
+    return { slot, timed, passes, bytes, submittedAt };
   }
 
   /** A decode submit's readback; a timed one's milliseconds go to the decode timing. */
@@ -1104,9 +1122,9 @@ export class Model {
     step: InFlight,
   ): Promise<{ bytes: ArrayBuffer; ms: number; passMs: number[] }> {
     const { staging, querySet } = step.slot;
-    await staging.mapAsync(GPUMapMode.READ);
+    await staging.mapAsync(GPUMapMode.READ, 0, step.bytes);
     const doneAt = performance.now();
-    const bytes = staging.getMappedRange().slice(0);
+    const bytes = staging.getMappedRange(0, step.bytes).slice(0);
     staging.unmap();
     this.freeSlots.push(step.slot);
     let ms = 0;
@@ -1131,14 +1149,9 @@ export class Model {
     const free = this.freeSlots.pop();
     if (free) return free;
     const { device, caps } = this.ctx;
-    // The step's pass, and a plan's pass and the pass after it for every layer.
-    const maxPasses = 1 + 2 * this.config.numLayers;
+    const maxPasses = this.maxPasses;
     const slot: StepSlot = {
-      staging: device.createBuffer({
-        label: 'decode step readback',
-        size: slotTimestampsOffset + 16 * maxPasses,
-        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-      }),
+      staging: this.stagingBuffer(this.countsOffset),
       querySet: caps.timestampQuery
         ? device.createQuerySet({ type: 'timestamp', count: 2 * maxPasses })
         : null,
@@ -1152,6 +1165,33 @@ export class Model {
     };
     this.slots.push(slot);
     return slot;
+  }
+
+  /** The step's pass, and a plan's pass and the pass after it for every layer. */
+  private get maxPasses(): number {
+    return 1 + 2 * this.config.numLayers;
+  }
+
+  /** Where a slot's counts begin: after the timestamps of a step's most passes. */
+  private get countsOffset(): number {
+    return slotTimestampsOffset + 16 * this.maxPasses;
+  }
+
+  private stagingBuffer(size: number): GPUBuffer {
+    return this.ctx.device.createBuffer({
+      label: 'step readback',
+      size,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+  }
+
+  /** The slot's buffer, grown (to a power of two) when it holds fewer than `bytes`. */
+  private reserve(slot: StepSlot, bytes: number): GPUBuffer {
+    if (slot.staging.size < bytes) {
+      slot.staging.destroy();
+      slot.staging = this.stagingBuffer(2 ** Math.ceil(Math.log2(bytes)));
+    }
+    return slot.staging;
   }
 
   /** The dense step at the current position is part of the sequence: advance, count, time. */
