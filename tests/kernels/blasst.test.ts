@@ -5,6 +5,7 @@ import { acquireNodeGpuContext } from '../../src/gpu/node';
 import {
   blasstDecodeOnHost,
   blasstDecodePlan,
+  defaultBlasstBlocksPerSplit,
   blasstPrefillOnHost,
   blasstPrefillTileConfig,
   type BlasstHostResult,
@@ -423,6 +424,14 @@ describe('BLASST decode', () => {
     expect(one.tokensPerSplit).toBe(6 * decodeBlock);
     const split = blasstDecodePlan(ctx, input, decodeBlock, 4);
     expect([split.numSplits, split.tokensPerSplit, split.workgroups]).toEqual([2, 256, 4]);
+    // Not asked: 8 blocks a split, or 4 where 8 would leave fewer than 256 workgroups.
+    expect(defaultBlasstBlocksPerSplit(128, 8)).toBe(4);
+    expect(defaultBlasstBlocksPerSplit(256, 8)).toBe(8);
+    expect(defaultBlasstBlocksPerSplit(512, 8)).toBe(8);
+    expect(blasstDecodePlan(ctx, input, decodeBlock).tokensPerSplit).toBe(4 * decodeBlock);
+    expect(
+      blasstDecodePlan(ctx, { ...input, kvLen: 2048 * decodeBlock }, decodeBlock).tokensPerSplit,
+    ).toBe(8 * decodeBlock);
     expect(() => blasstDecodePlan(ctx, input, decodeBlock, 0)).toThrow(/blocksPerSplit/);
     expect(() => blasstDecodePlan(ctx, input, 60)).toThrow(/multiple/);
   });
