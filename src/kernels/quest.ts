@@ -145,6 +145,8 @@ export interface QuestDecodeParams extends DecodeParams {
 export interface QuestDecodeBuffers extends DecodeBuffers {
   /** QuestSummaries.buffer, up to date for the first kvLen tokens. */
   summaries: GPUBuffer;
+  /** Where the selection counts each KV head's pages (u32 each); the decode's own when absent. */
+  pageCounts?: GPUBuffer;
 }
 
 /** Pages each KV head reads: the budget's complete pages (or all of them), plus the current one. */
@@ -230,8 +232,11 @@ export function recordQuestDecode(
   const resources = stepResources(device, stepScratch, owned);
   const bounds = resources.buffer('quest bounds', numKvHeads * numFull * 4);
   const selectedPages = resources.buffer('quest pages', numKvHeads * listLength * 4);
-  // Its own, not the step's: the model reads each layer's counts back after the step.
-  const pageCounts = createEmptyBuffer(device, numKvHeads * 4, 'quest page counts');
+  // Not the step's shared scratch: the model reads each layer's counts back after the step.
+  const ownCounts = buffers.pageCounts
+    ? []
+    : [createEmptyBuffer(device, numKvHeads * 4, 'quest page counts')];
+  const pageCounts = buffers.pageCounts ?? ownCounts[0];
   const scoreUniforms = resources.uniform('quest score params', [numFull]);
   const selectUniforms = resources.uniform('quest select params', [
     numFull,
@@ -293,7 +298,7 @@ export function recordQuestDecode(
     { pageList: { buffer: selectedPages, listLen: listLength } },
     stepScratch,
   );
-  const scratch = [...owned, pageCounts];
+  const scratch = [...owned, ...ownCounts];
   const recordScore: RecordDispatches = (pass) => {
     if (numFull === 0) return;
     pass.setPipeline(score);

@@ -13,6 +13,7 @@ import {
   attentionBuffers,
   countWords,
   decodeParams,
+  layerCountsBuffer,
   prefillParams,
   sumOf,
   type AttentionCall,
@@ -132,7 +133,8 @@ function prefillOp(ctx: GpuContext, p: MethodParams, call: AttentionCall): Atten
 
 function decodeOp(ctx: GpuContext, p: MethodParams, call: AttentionCall): AttentionOp {
   const { numKvHeads } = call.shape;
-  const counts = createEmptyBuffer(ctx.device, numKvHeads * 8, 'blasst decode counts');
+  const owned: GPUBuffer[] = [];
+  const counts = layerCountsBuffer(ctx, call, 'blasst decode counts', numKvHeads * 8, owned);
   const decode = createBlasstDecode(
     ctx,
     decodeParams(call),
@@ -143,7 +145,7 @@ function decodeOp(ctx: GpuContext, p: MethodParams, call: AttentionCall): Attent
   const words = countWords(ctx, call, counts, numKvHeads * 2);
   return {
     record: decode.record,
-    dispose: () => [counts, ...decode.scratch].forEach((b) => b.destroy()),
+    dispose: () => [...owned, ...decode.scratch].forEach((b) => b.destroy()),
     readCount: async () => skipCount(await words(), numKvHeads),
   };
 }

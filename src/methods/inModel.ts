@@ -204,6 +204,24 @@ export function countWords(
   return () => words;
 }
 
+/**
+ * A buffer for what one layer's kernels count, zeros when the step begins: the step scratch's for
+ * this layer when the call has one (the same buffer every step, so the bind groups over it are made
+ * once), else a new one pushed to `owned` (the op destroys it).
+ */
+export function layerCountsBuffer(
+  ctx: GpuContext,
+  call: AttentionCall,
+  role: string,
+  bytes: number,
+  owned: GPUBuffer[],
+): GPUBuffer {
+  if (call.scratch) return call.scratch.get(`${role}, layer ${call.layer}`, bytes);
+  const buffer = createEmptyBuffer(ctx.device, bytes, role);
+  owned.push(buffer);
+  return buffer;
+}
+
 let lastPlanned: { key: string; mask: BlockMask } | null = null;
 
 /**

@@ -10,6 +10,7 @@ import {
   attentionBuffers,
   countWords,
   decodeParams,
+  layerCountsBuffer,
   sumOf,
   type InModelAttention,
   type LayerState,
@@ -96,19 +97,24 @@ const inModel: InModelAttention = {
       );
     }
     const params = decodeParams(call);
+    const heads = call.shape.numKvHeads;
+    const owned: GPUBuffer[] = [];
+    const pageCounts = layerCountsBuffer(ctx, call, 'quest page counts', heads * 4, owned);
     const decode = recordQuestDecode(
       ctx,
       { ...params, tokenBudget },
-      { ...attentionBuffers(call), summaries: state.summaries.buffer },
+      { ...attentionBuffers(call), summaries: state.summaries.buffer, pageCounts },
       {},
       call.scratch,
     );
-    const heads = call.shape.numKvHeads;
     const pages = pagesFor(params.kvLen, pageSize);
     const words = countWords(ctx, call, decode.pageCounts, heads);
     return {
       record: decode.record,
-      dispose: () => decode.dispose(),
+      dispose: () => {
+        decode.dispose();
+        owned.forEach((buffer) => buffer.destroy());
+      },
       readCount: async () => {
         const touched = Array.from(await words());
         const total = touched.map(() => pages);
