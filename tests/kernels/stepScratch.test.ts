@@ -41,6 +41,11 @@ describe('StepScratch', () => {
     scratch.endStep();
     expect(scratch.get('partials', 24)).toBe(grown);
     scratch.endStep();
+    // A step that does not use a role frees its buffer.
+    scratch.get('other', 16);
+    scratch.endStep();
+    expect(scratch.get('partials', 24)).not.toBe(grown);
+    scratch.endStep();
     scratch.destroy();
   });
 
