@@ -33,9 +33,11 @@ export class StepScratch {
   private retired: GPUBuffer[] = [];
   /** Kept buffers handed out this step, to clear when it begins. */
   private readonly toClear = new Set<GPUBuffer>();
+  /** Buffers made this step: zeros already. */
   private readonly fresh = new WeakSet<GPUBuffer>();
   private readonly inputs = new Map<string, Input[]>();
   private readonly bindGroups = new Map<string, CachedBindGroup>();
+  /** Numbers for pipelines and buffers, to key the bind groups by. */
   private readonly ids = new WeakMap<object, number>();
   private nextId = 0;
   private step = 0;
