@@ -114,8 +114,11 @@ export class StepScratch {
     }
     this.used.clear();
     for (const [role, list] of this.inputs) {
-      const kept = list.filter((input) => input.step === this.step);
-      list.filter((input) => input.step !== this.step).forEach(({ buffer }) => buffer.destroy());
+      const kept: Input[] = [];
+      for (const input of list) {
+        if (input.step === this.step) kept.push(input);
+        else input.buffer.destroy();
+      }
       if (kept.length > 0) this.inputs.set(role, kept);
       else this.inputs.delete(role);
     }
@@ -138,8 +141,11 @@ export class StepScratch {
 
   private input(role: string, words: Uint32Array, usage: number): GPUBuffer {
     const content = words.join(',');
-    const list = this.inputs.get(role) ?? [];
-    this.inputs.set(role, list);
+    let list = this.inputs.get(role);
+    if (!list) {
+      list = [];
+      this.inputs.set(role, list);
+    }
     const same = list.find((input) => input.step === this.step && input.content === content);
     if (same) return same.buffer;
     let input = list.find(

@@ -269,7 +269,10 @@ export interface BlasstDecode {
   scratch: GPUBuffer[];
 }
 
-/** Split and reduce passes; partials, uniforms and bind groups from `stepScratch` when given (as createDenseDecode). */
+/**
+ * Split and reduce passes; partials, uniforms and bind groups from `stepScratch` when given (as
+ * createDenseDecode).
+ */
 export function createBlasstDecode(
   ctx: GpuContext,
   params: DecodeParams,

@@ -233,10 +233,11 @@ export function recordQuestDecode(
   const bounds = resources.buffer('quest bounds', numKvHeads * numFull * 4);
   const selectedPages = resources.buffer('quest pages', numKvHeads * listLength * 4);
   // Not the step's shared scratch: the model reads each layer's counts back after the step.
-  const ownCounts = buffers.pageCounts
-    ? []
-    : [createEmptyBuffer(device, numKvHeads * 4, 'quest page counts')];
-  const pageCounts = buffers.pageCounts ?? ownCounts[0];
+  let pageCounts = buffers.pageCounts;
+  if (!pageCounts) {
+    pageCounts = createEmptyBuffer(device, numKvHeads * 4, 'quest page counts');
+    owned.push(pageCounts);
+  }
   const scoreUniforms = resources.uniform('quest score params', [numFull]);
   const selectUniforms = resources.uniform('quest select params', [
     numFull,
@@ -298,7 +299,6 @@ export function recordQuestDecode(
     { pageList: { buffer: selectedPages, listLen: listLength } },
     stepScratch,
   );
-  const scratch = [...owned, ...ownCounts];
   const recordScore: RecordDispatches = (pass) => {
     if (numFull === 0) return;
     pass.setPipeline(score);
@@ -328,7 +328,7 @@ export function recordQuestDecode(
     pageCounts,
     listLength,
     dispose() {
-      for (const buffer of [...scratch, ...decode.scratch]) buffer.destroy();
+      for (const buffer of [...owned, ...decode.scratch]) buffer.destroy();
     },
   };
 }

@@ -15,7 +15,7 @@
  */
 import { createEmptyBuffer, readBuffer } from '../gpu/buffers';
 import type { GpuContext } from '../gpu/context';
-import type { StepScratch } from '../gpu/scratch';
+import { stepResources, type StepScratch } from '../gpu/scratch';
 import type { StepReadback } from '../gpu/stepReadback';
 import type { RecordDispatches } from '../gpu/timer';
 import {
@@ -216,10 +216,10 @@ export function layerCountsBuffer(
   bytes: number,
   owned: GPUBuffer[],
 ): GPUBuffer {
-  if (call.scratch) return call.scratch.get(`${role}, layer ${call.layer}`, bytes);
-  const buffer = createEmptyBuffer(ctx.device, bytes, role);
-  owned.push(buffer);
-  return buffer;
+  return stepResources(ctx.device, call.scratch, owned).buffer(
+    `${role}, layer ${call.layer}`,
+    bytes,
+  );
 }
 
 let lastPlanned: { key: string; mask: BlockMask } | null = null;
