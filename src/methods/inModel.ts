@@ -8,7 +8,7 @@
  * next to the KV cache (Quest's page summaries, SnapKV's compacted cache) creates it once per layer
  * with `createLayerState`; the model hands the state back in `call.state` and calls its hooks:
  * `afterKvWrite` after every KV write of the layer, `afterPrefillAttention` after every prefill
- * attention of the layer, `afterSubmit` once the step's work is done.
+ * attention of the layer, `afterSubmit` once a prefill step's work is done.
  *
  * This file also holds the op builders the methods share: block-sparse attention on a mask known
  * now (position-only methods) or after a GPU plan, and dense prefill and decode.
@@ -127,7 +127,10 @@ export interface LayerState {
   afterKvWrite?(start: number, tokens: number): RecordDispatches;
   /** After the layer's prefill attention (its q still holds the chunk's queries). */
   afterPrefillAttention?(call: AttentionCall): ModelOp;
-  /** Once the step's submit is done (readbacks the next step needs). */
+  /**
+   * Once a prefill step's submit is done (readbacks the decode steps need). Not after decode steps:
+   * greedy decode records a step before the one before it is done.
+   */
   afterSubmit?(): Promise<void>;
   dispose(): void;
 }

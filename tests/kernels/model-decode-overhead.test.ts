@@ -223,6 +223,75 @@ describe('per-token overhead of generate (llama_gqa_tied)', () => {
     }
   });
 
+  describe('a method that keeps state beside the cache (quest, one page of budget)', () => {
+    const quest = { decode: { name: 'quest', params: { tokenBudget: 16, pageSize: 16 } } };
+    const tokens = 40;
+    let stepByStep: number[];
+    let stepByStepStats: { touched: number; total: number; calls: number }[];
+
+    /** decodeStep runs no step ahead: the tokens and counts greedy generation must reproduce. */
+    beforeAll(async () => {
+      const model = createModel(ctx, folder.model, { maxSeqLen: 64, attention: quest });
+      try {
+        const argmax = (logits: Float32Array) => logits.indexOf(Math.max(...logits));
+        stepByStep = [argmax(await model.prefill(promptIds))];
+        while (stepByStep.length < tokens) {
+          stepByStep.push(argmax(await model.decodeStep(stepByStep.at(-1)!)));
+        }
+        stepByStepStats = model.stats.decode.map(({ touched, total, calls }) => ({
+          touched,
+          total,
+          calls,
+        }));
+      } finally {
+        model.dispose();
+      }
+    });
+
+    it('greedy steps run one ahead, with the tokens and counts of step-by-step decode', async () => {
+      const model = createModel(ctx, folder.model, { maxSeqLen: 64, attention: quest });
+      try {
+        const submitsAtToken: number[] = [];
+        const result = await model.generate(promptIds, {
+          maxNewTokens: tokens,
+          stopTokens: [],
+          onToken: () => void submitsAtToken.push(counts.submits),
+        });
+        expect(submitsAtToken.at(-1)! - submitsAtToken[0]).toBe(tokens - 2);
+        expect(result.ids).toEqual(stepByStep);
+        expect(result.timings.decode).toMatchObject({ tokens: tokens - 1, submits: tokens - 1 });
+        const stats = model.stats.decode;
+        stats.forEach(({ touched, total, calls }, layer) => {
+          expect({ touched, total, calls }).toEqual(stepByStepStats[layer]);
+        });
+        // Quest read fewer pages than the cache holds: its selection ran.
+        expect(stats[0].touched).toBeLessThan(stats[0].total);
+      } finally {
+        model.dispose();
+      }
+    });
+
+    it('a stop token drops the step run ahead: position, counts and next token as step by step', async () => {
+      const model = createModel(ctx, folder.model, { maxSeqLen: 64, attention: quest });
+      try {
+        const stopAt = stepByStep[30];
+        const first = stepByStep.indexOf(stopAt);
+        const result = await model.generate(promptIds, {
+          maxNewTokens: tokens,
+          stopTokens: [stopAt],
+        });
+        expect(result.ids).toEqual(stepByStep.slice(0, first + 1));
+        expect(model.position).toBe(promptIds.length + first);
+        expect(model.stats.decode[0].calls).toBe(first);
+        // The dropped step wrote at the next position; decoding the stop token writes it again.
+        const logits = await model.decodeStep(stopAt);
+        expect(logits.indexOf(Math.max(...logits))).toBe(stepByStep[first + 1]);
+      } finally {
+        model.dispose();
+      }
+    });
+  });
+
   it('times pipelined steps by wall clock on a device without timestamp queries', async () => {
     const noTimestamps: GpuContext = { ...ctx, caps: { ...ctx.caps, timestampQuery: false } };
     const model = createModel(noTimestamps, folder.model, { maxSeqLen: 48 });

@@ -133,15 +133,25 @@ export function createLayerState(
   return getMethod(method.name).inModel.createLayerState?.(ctx, cache, method.params, phase);
 }
 
+/** How a layer builds its attention in a step: the method's in-model hook, with its parameters. */
+export type LayerAttention = (ctx: GpuContext, call: AttentionCall) => AttentionOp;
+
+/**
+ * A resolved method's in-model hook for a phase, looked up once: the model builds every layer's
+ * attention in every step, and resolving the method there was a share of a decode token's CPU time.
+ */
+export function layerAttention(phase: AttentionPhase, method: ResolvedMethod): LayerAttention {
+  const hook = requireHook(getMethod(method.name).inModel[phase], method.name, phase);
+  return (ctx, call) => hook(ctx, method.params, call);
+}
+
 function attention(
   phase: AttentionPhase,
   ctx: GpuContext,
   method: AttentionMethod | ResolvedMethod,
   call: AttentionCall,
 ): AttentionOp {
-  const { name, params } = resolveMethod(phase, method, ` for layer ${call.layer}`);
-  const hook = requireHook(getMethod(name).inModel[phase], name, phase);
-  return hook(ctx, params, call);
+  return layerAttention(phase, resolveMethod(phase, method, ` for layer ${call.layer}`))(ctx, call);
 }
 
 /** Causal attention of numQueries new tokens over the cache (their own K/V already written). */

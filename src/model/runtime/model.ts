@@ -24,8 +24,9 @@
  * Decode when every layer's decode method is dense (and no method hooks into the steps) takes a
  * fast path: the step's ops, the layers' attention (denseDecodeLayers.ts), the sampler and the
  * readback buffers are built once, so a token costs one writeBuffer of its position, one command
- * encoder, one submit and one 4-byte mapping; greedy steps run one ahead of the readback
- * (generate). Other methods build their attention per step (runStep).
+ * encoder, one submit and one 4-byte mapping. Other methods build their attention per step
+ * (submitStep), from buffers and bind groups the step scratch keeps. Either way, greedy steps run
+ * one ahead of the readback (generate).
  */
 import { createEmptyBuffer, createStorageBuffer, readFloat32 } from '../../gpu/buffers';
 import type { GpuContext } from '../../gpu/context';
@@ -33,7 +34,13 @@ import { StepScratch } from '../../gpu/scratch';
 import { StepReadback } from '../../gpu/stepReadback';
 import { packFloat16Pairs } from '../../gpu/f16';
 import { seededRandom } from '../../engine/random';
-import { defaultScale, wordsPerPage, type KvDtype, type PagedKvLayout } from '../../kernels/layout';
+import {
+  defaultScale,
+  wordsPerPage,
+  type AttentionShape,
+  type KvDtype,
+  type PagedKvLayout,
+} from '../../kernels/layout';
 import { createSwiGlu } from '../../kernels/model/activation';
 import {
   uploadWeightChunks,
@@ -50,12 +57,12 @@ import { formatMiB } from '../loading/gpuSize';
 import { computeRopeInvFreq, type ModelConfig } from '../loading/config';
 import {
   createLayerState,
-  decodeAttention,
-  prefillAttention,
+  layerAttention,
   resolveAttention,
   type AttentionCall,
   type AttentionCount,
   type AttentionOp,
+  type LayerAttention,
   type LayerState,
   type AttentionOptions,
   type AttentionPhase,
@@ -226,6 +233,29 @@ interface InFlight {
   submittedAt: number;
 }
 
+/** A step that submitStep recorded and submitted: what readStep needs once it is done. */
+interface SubmittedStep {
+  phase: AttentionPhase;
+  tokens: number;
+  /** Every position's logits, when the step keeps them. */
+  allLogits: GPUBuffer | null;
+  attention: Map<number, AttentionOp>;
+  followUps: ModelOp[];
+  countReadback: StepReadback;
+  /** The timed pass of each layer's GPU plan. */
+  planPasses: Map<number, number>;
+  /** Null only while it is being recorded. */
+  submitted: InFlight | null;
+}
+
+/** A decode step submitted before its input token was accepted (generate). */
+interface AheadStep {
+  /** Its input was accepted: advances the position; resolves to the step's readback. */
+  accept(): Promise<ArrayBuffer>;
+  /** Its input ended the generation: waits for its readback buffer, counts nothing. */
+  drop(): Promise<void>;
+}
+
 interface SamplerChoice {
   greedy: boolean;
   k: number;
@@ -251,6 +281,10 @@ export class Model {
   readonly weightDtype: WeightDtype;
   readonly kvLayout: PagedKvLayout;
   private readonly plan: AttentionPlan;
+  /** Per phase and layer, the plan's method as its in-model hook. */
+  private readonly layerAttention: Record<AttentionPhase, LayerAttention[]>;
+  /** The config's attention shape alone: the methods copy it into their params every step. */
+  private readonly attentionShape: AttentionShape;
   private readonly buffers: GPUBuffer[] = [];
   private readonly layers: GpuLayer[];
   private readonly embed: WeightChunk[];
@@ -318,6 +352,12 @@ export class Model {
       dtype: options.kvDtype ?? 'f32',
     };
     this.plan = resolveAttention(options.attention, config.numLayers);
+    this.layerAttention = {
+      prefill: this.plan.prefill.map((method) => layerAttention('prefill', method)),
+      decode: this.plan.decode.map((method) => layerAttention('decode', method)),
+    };
+    const { numHeads, numKvHeads, headDim } = config;
+    this.attentionShape = { numHeads, numKvHeads, headDim };
     this.fit = checkDeviceFit(cpu, ctx.caps, {
       weightDtype: this.weightDtype,
       kvDtype: this.kvLayout.dtype,
@@ -506,11 +546,12 @@ export class Model {
   /**
    * Streams up to maxNewTokens after the prompt (the cache is reset first). Each decode step is
    * one submit that also samples its token (argmax, or the top-k candidates for the CPU's draw)
-   * and copies it, with the pass's timestamps, into a reused readback buffer. With dense decode at
-   * every layer, greedy steps run one ahead: the argmax leaves the token in scratch.ids, where the
-   * next step's embedding reads it, so step t + 1 is submitted before token t reaches the CPU and
-   * the GPU does not wait on the readback. A step whose input ends the generation (a stop token,
-   * the callback) is dropped: it wrote only past the last accepted position.
+   * and copies it, with the pass's timestamps and the kernels' counts, into a reused readback
+   * buffer. Greedy steps run one ahead: the argmax leaves the token in scratch.ids, where the next
+   * step's embedding reads it, so step t + 1 is recorded and submitted before token t reaches the
+   * CPU and neither the GPU nor the CPU waits on the readback. A step whose input ends the
+   * generation (a stop token, the callback) is dropped: it wrote only past the last accepted
+   * position, which the next step at that position writes again (Quest's page summaries too).
    */
   async generate(promptIds: readonly number[], options: GenerateOptions): Promise<GenerateResult> {
     const { maxNewTokens, temperature = 0, topK = 0, topP = 1, seed = 0 } = options;
@@ -520,14 +561,14 @@ export class Model {
     this.reset();
     await this.runPrefill(promptIds, false);
     // An attention-map capture marks the rows a step records: no step runs ahead of its input.
-    const runAhead = this.denseDecode !== null && choice.greedy && !this.queryCapture;
+    const runAhead = choice.greedy && !this.queryCapture;
     const ids: number[] = [];
     let pending = this.readDecode(this.submitDecode(false, { sample: choice }));
-    let ahead: InFlight | null = null;
+    let ahead: AheadStep | null = null;
     try {
       for (;;) {
         const canStep = ids.length + 1 < maxNewTokens && this.pos < this.maxSeqLen;
-        ahead = runAhead && canStep ? this.submitDecode(true, { sample: choice }) : null;
+        ahead = runAhead && canStep ? this.submitAhead(choice) : null;
         const bytes = await pending;
         const id = choice.greedy
           ? new Uint32Array(bytes, 0, 1)[0]
@@ -552,9 +593,8 @@ export class Model {
                   : null;
         if (ended) return { ids, stopReason: ended, timings: this.timings };
         if (ahead) {
-          pending = this.readDecode(ahead);
+          pending = ahead.accept();
           ahead = null;
-          this.commitDenseStep(0);
         } else if (this.denseDecode) {
           this.ctx.device.queue.writeBuffer(this.scratch.ids, 0, Uint32Array.of(id));
           pending = this.readDecode(this.submitDecode(true, { sample: choice }));
@@ -565,9 +605,36 @@ export class Model {
         }
       }
     } finally {
-      // A dropped step: its readback buffer is free again once its mapping has been taken.
-      if (ahead) await this.finishStep(ahead);
+      if (ahead) await ahead.drop();
     }
+  }
+
+  /**
+   * A greedy decode step at the current position whose input is the token that the step before
+   * left in scratch.ids: accepted (advancing the position) once that token is, else dropped.
+   */
+  private submitAhead(choice: SamplerChoice): AheadStep {
+    if (this.denseDecode) {
+      const step = this.submitDecode(true, { sample: choice });
+      return {
+        accept: () => {
+          const bytes = this.readDecode(step);
+          this.commitDenseStep(0);
+          return bytes;
+        },
+        // Its readback buffer is free again once its mapping has been taken.
+        drop: async () => void (await this.finishStep(step)),
+      };
+    }
+    const step = this.submitStep('decode', 1, false, { sample: choice });
+    return {
+      accept: () => {
+        const bytes = this.readStep(step).then(({ sampled }) => sampled);
+        this.pos += 1;
+        return bytes;
+      },
+      drop: () => this.dropStep(step),
+    };
   }
 
   dispose(): void {
@@ -699,139 +766,200 @@ export class Model {
     allLogits: boolean,
     readback: Readback = {},
   ): Promise<{ logits: Float32Array | null; sampled: ArrayBuffer }> {
-    const { device } = this.ctx;
-    const tokens = ids.length;
-    const start = this.pos;
     this.checkStep(ids);
-    device.queue.writeBuffer(this.scratch.ids, 0, Uint32Array.from(ids));
+    this.ctx.device.queue.writeBuffer(this.scratch.ids, 0, Uint32Array.from(ids));
+    const result = await this.readStep(this.submitStep(phase, ids.length, allLogits, readback));
+    this.pos += ids.length;
+    return result;
+  }
+
+  /**
+   * Records and submits a step of `tokens` tokens at the current position, whose ids are in
+   * scratch.ids (written by the CPU, or by the step before's argmax); does not advance it. The
+   * step scratch's bookkeeping ends with the submit: the queue runs the next step's clears and
+   * input writes after this step's dispatches, so the next step may be recorded before this one's
+   * readback (generate's greedy steps run one ahead).
+   */
+  private submitStep(
+    phase: AttentionPhase,
+    tokens: number,
+    allLogits: boolean,
+    readback: Readback,
+  ): SubmittedStep {
+    const { device } = this.ctx;
+    const start = this.pos;
     device.queue.writeBuffer(this.scratch.start, 0, Uint32Array.of(start));
     const ops = this.stepOps(tokens, allLogits);
     const attention = new Map<number, AttentionOp>();
     const calls = new Map<number, AttentionCall>();
     /** Ops the layers' states add after prefill attention (SnapKV's selection). */
     const followUps: ModelOp[] = [];
-    const methods = phase === 'prefill' ? this.plan.prefill : this.plan.decode;
-    const attend = phase === 'prefill' ? prefillAttention : decodeAttention;
+    const attend = this.layerAttention[phase];
     const kvWidth = this.config.numKvHeads * this.config.headDim;
     const scratch = this.stepScratch;
     const countReadback = new StepReadback();
-    for (const item of ops.items) {
-      if (!('attentionLayer' in item)) continue;
-      const layer = this.layers[item.attentionLayer];
-      const call: AttentionCall = {
-        layer: item.attentionLayer,
-        shape: this.config,
-        kv: this.kvLayout,
-        scale: defaultScale(this.config.headDim),
-        q: this.scratch.q,
-        kPool: layer.kPool,
-        vPool: layer.vPool,
-        pageTable: this.pageTable,
-        out: this.scratch.attn,
-        qStart: start,
-        numQueries: tokens,
-        kvRows: { buffer: this.scratch.kv, stride: 2 * kvWidth, kOffset: 0, vOffset: kvWidth },
-        state: this.layerStates[item.attentionLayer][phase],
-        scratch,
-        readback: countReadback,
-      };
-      calls.set(item.attentionLayer, call);
-      attention.set(item.attentionLayer, attend(this.ctx, methods[item.attentionLayer], call));
-    }
-    // One submit. A method that plans on the GPU (block_sparse, vertical_slash, flexprefill)
-    // records its plan right before its attention; with timestamp queries the plan gets a timed
-    // pass of its own, so that its GPU time is the layer's planner cost.
-    const slot = this.takeSlot();
-    const encoder = device.createCommandEncoder();
-    scratch.recordClears(encoder);
-    let passes = 0;
-    let pass = encoder.beginComputePass(this.timedPass(slot, passes++));
-    const planPasses = new Map<number, number>();
-    for (const item of ops.items) {
-      if (!('attentionLayer' in item)) {
-        item.record(pass);
-        continue;
+    const step: SubmittedStep = {
+      phase,
+      tokens,
+      allLogits: ops.allLogits,
+      attention,
+      followUps,
+      countReadback,
+      planPasses: new Map<number, number>(),
+      submitted: null,
+    };
+    try {
+      for (const item of ops.items) {
+        if (!('attentionLayer' in item)) continue;
+        const layer = this.layers[item.attentionLayer];
+        const call: AttentionCall = {
+          layer: item.attentionLayer,
+          shape: this.attentionShape,
+          kv: this.kvLayout,
+          scale: defaultScale(this.config.headDim),
+          q: this.scratch.q,
+          kPool: layer.kPool,
+          vPool: layer.vPool,
+          pageTable: this.pageTable,
+          out: this.scratch.attn,
+          qStart: start,
+          numQueries: tokens,
+          kvRows: { buffer: this.scratch.kv, stride: 2 * kvWidth, kOffset: 0, vOffset: kvWidth },
+          state: this.layerStates[item.attentionLayer][phase],
+          scratch,
+          readback: countReadback,
+        };
+        calls.set(item.attentionLayer, call);
+        attention.set(item.attentionLayer, attend[item.attentionLayer](this.ctx, call));
       }
-      // Attention-map capture (attentionMap.ts): q after the projection and RoPE.
-      this.queryCapture?.record(pass, {
-        layer: item.attentionLayer,
-        q: this.scratch.q,
-        start,
-        tokens,
-      });
-      // After the layer's KV write: what the methods keep beside the cache follows it (Quest).
-      const states = this.layerStates[item.attentionLayer];
-      for (const state of [states.prefill, states.decode]) {
-        state?.afterKvWrite?.(start, tokens)(pass);
-      }
-      const op = attention.get(item.attentionLayer)!;
-      if (op.plan && slot.querySet) {
-        pass.end();
-        planPasses.set(item.attentionLayer, passes);
-        pass = encoder.beginComputePass(this.timedPass(slot, passes++));
-        op.plan.record(pass);
-        pass.end();
-        pass = encoder.beginComputePass(this.timedPass(slot, passes++));
-      } else {
-        op.plan?.record(pass);
-      }
-      op.record(pass);
-      if (phase === 'prefill') {
-        // The decode method may select from the prompt's queries while they are in q (SnapKV).
+      // One submit. A method that plans on the GPU (block_sparse, vertical_slash, flexprefill)
+      // records its plan right before its attention; with timestamp queries the plan gets a timed
+      // pass of its own, so that its GPU time is the layer's planner cost.
+      const slot = this.takeSlot();
+      const encoder = device.createCommandEncoder();
+      scratch.recordClears(encoder);
+      let passes = 0;
+      let pass = encoder.beginComputePass(this.timedPass(slot, passes++));
+      for (const item of ops.items) {
+        if (!('attentionLayer' in item)) {
+          item.record(pass);
+          continue;
+        }
+        // Attention-map capture (attentionMap.ts): q after the projection and RoPE.
+        this.queryCapture?.record(pass, {
+          layer: item.attentionLayer,
+          q: this.scratch.q,
+          start,
+          tokens,
+        });
+        // After the layer's KV write: what the methods keep beside the cache follows it (Quest).
+        const states = this.layerStates[item.attentionLayer];
         for (const state of [states.prefill, states.decode]) {
-          const followUp = state?.afterPrefillAttention?.(calls.get(item.attentionLayer)!);
-          if (!followUp) continue;
-          followUps.push(followUp);
-          followUp.record(pass);
+          state?.afterKvWrite?.(start, tokens)(pass);
+        }
+        const op = attention.get(item.attentionLayer)!;
+        if (op.plan && slot.querySet) {
+          pass.end();
+          step.planPasses.set(item.attentionLayer, passes);
+          pass = encoder.beginComputePass(this.timedPass(slot, passes++));
+          op.plan.record(pass);
+          pass.end();
+          pass = encoder.beginComputePass(this.timedPass(slot, passes++));
+        } else {
+          op.plan?.record(pass);
+        }
+        op.record(pass);
+        if (phase === 'prefill') {
+          // The decode method may select from the prompt's queries while they are in q (SnapKV).
+          for (const state of [states.prefill, states.decode]) {
+            const followUp = state?.afterPrefillAttention?.(calls.get(item.attentionLayer)!);
+            if (!followUp) continue;
+            followUps.push(followUp);
+            followUp.record(pass);
+          }
         }
       }
+      if (readback.sample) this.recordSampler(pass, readback.sample);
+      pass.end();
+      const vocab = this.config.vocabSize;
+      if (ops.allLogits) {
+        encoder.copyBufferToBuffer(
+          ops.allLogits,
+          (tokens - 1) * vocab * 4,
+          this.scratch.logits,
+          0,
+          vocab * 4,
+        );
+      }
+      const bytes = this.countsOffset + countReadback.bytes;
+      countReadback.record(encoder, this.reserve(slot, bytes), this.countsOffset);
+      step.submitted = this.submitSegment(encoder, slot, readback, true, passes, bytes);
+      return step;
+    } catch (error) {
+      this.disposeStep(step);
+      throw error;
+    } finally {
+      scratch.endStep();
     }
-    if (readback.sample) this.recordSampler(pass, readback.sample);
-    pass.end();
+  }
+
+  /**
+   * Waits for a submitted step's readback; adds what its kernels counted and its time to the
+   * phase's stats and timings.
+   */
+  private async readStep(
+    step: SubmittedStep,
+  ): Promise<{ logits: Float32Array | null; sampled: ArrayBuffer }> {
+    const { phase, tokens, attention, countReadback } = step;
     const vocab = this.config.vocabSize;
-    if (ops.allLogits) {
-      encoder.copyBufferToBuffer(
-        ops.allLogits,
-        (tokens - 1) * vocab * 4,
-        this.scratch.logits,
-        0,
-        vocab * 4,
-      );
-    }
-    const bytes = this.countsOffset + countReadback.bytes;
-    countReadback.record(encoder, this.reserve(slot, bytes), this.countsOffset);
-    const submitted = this.submitSegment(encoder, slot, readback, true, passes, bytes);
     let logits: Float32Array | null;
     let sampled: ArrayBuffer;
     let ms: number;
     let passMs: number[];
     try {
-      logits = ops.allLogits ? await readFloat32(device, ops.allLogits, tokens * vocab) : null;
-      ({ bytes: sampled, ms, passMs } = await this.finishStep(submitted));
+      logits = step.allLogits
+        ? await readFloat32(this.ctx.device, step.allLogits, tokens * vocab)
+        : null;
+      ({ bytes: sampled, ms, passMs } = await this.finishStep(step.submitted!));
+      countReadback.deliver(sampled, this.countsOffset);
+      const methods = phase === 'prefill' ? this.plan.prefill : this.plan.decode;
+      const counts = await Promise.all([...attention.values()].map((op) => op.readCount()));
+      [...attention.keys()].forEach((layer, i) => {
+        this.addCount(phase, layer, methods[layer].name, counts[i]);
+        const planPass = step.planPasses.get(layer);
+        if (planPass !== undefined) this.statsValue[phase][layer].plannerGpuMs += passMs[planPass];
+      });
+      if (phase === 'prefill') {
+        for (const states of this.layerStates) {
+          await states.prefill?.afterSubmit?.();
+          await states.decode?.afterSubmit?.();
+        }
+      }
     } catch (error) {
       countReadback.fail(error);
       throw error;
+    } finally {
+      this.disposeStep(step);
     }
-    countReadback.deliver(sampled, this.countsOffset);
-    const counts = await Promise.all([...attention.values()].map((op) => op.readCount()));
-    [...attention.keys()].forEach((layer, i) => {
-      this.addCount(phase, layer, methods[layer].name, counts[i]);
-      const planPass = planPasses.get(layer);
-      if (planPass !== undefined) this.statsValue[phase][layer].plannerGpuMs += passMs[planPass];
-    });
-    for (const states of this.layerStates) {
-      await states.prefill?.afterSubmit?.();
-      await states.decode?.afterSubmit?.();
-    }
-    attention.forEach((op) => op.dispose());
-    followUps.forEach((op) => op.dispose());
-    scratch.endStep();
-    this.pos += tokens;
     const timing = this.timingsValue[phase];
     timing.ms += ms;
     timing.tokens += tokens;
     timing.submits += 1;
     return { logits, sampled };
+  }
+
+  /** A submitted step whose input ended the generation: waits for its slot, counts nothing. */
+  private async dropStep(step: SubmittedStep): Promise<void> {
+    try {
+      await this.finishStep(step.submitted!);
+    } finally {
+      this.disposeStep(step);
+    }
+  }
+
+  private disposeStep(step: SubmittedStep): void {
+    step.attention.forEach((op) => op.dispose());
+    step.followUps.forEach((op) => op.dispose());
   }
 
   /** The ops of a step of `tokens` tokens, cached: their position comes from scratch.start. */
