@@ -29,7 +29,7 @@ export class StepScratch {
   private readonly buffers = new Map<string, GPUBuffer>();
   /** The roles handed out this step. */
   private readonly used = new Set<string>();
-  /** Buffers that a larger request replaced during the step: destroyed once it is done. */
+  /** Buffers that a larger request replaced during the step: destroyed when it ends. */
   private retired: GPUBuffer[] = [];
   /** Kept buffers handed out this step, to clear when it begins. */
   private readonly toClear = new Set<GPUBuffer>();
@@ -100,8 +100,10 @@ export class StepScratch {
   }
 
   /**
-   * After the step's submit is done: frees the buffers it replaced or did not use, and forgets the
-   * bind groups it did not record.
+   * Once the step is submitted: frees the buffers it replaced or did not use, and forgets the bind
+   * groups it did not record. Destroying a buffer that submitted work uses is safe in WebGPU: that
+   * work still runs with it. The next step may be recorded before this one is done, since the
+   * queue runs its clears and input writes after this step's dispatches.
    */
   endStep(): void {
     this.retired.forEach((buffer) => buffer.destroy());

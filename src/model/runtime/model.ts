@@ -244,8 +244,7 @@ interface SubmittedStep {
   countReadback: StepReadback;
   /** The timed pass of each layer's GPU plan. */
   planPasses: Map<number, number>;
-  /** Null only while it is being recorded. */
-  submitted: InFlight | null;
+  submitted: InFlight;
 }
 
 /** A decode step submitted before its input token was accepted (generate). */
@@ -798,16 +797,6 @@ export class Model {
     const kvWidth = this.config.numKvHeads * this.config.headDim;
     const scratch = this.stepScratch;
     const countReadback = new StepReadback();
-    const step: SubmittedStep = {
-      phase,
-      tokens,
-      allLogits: ops.allLogits,
-      attention,
-      followUps,
-      countReadback,
-      planPasses: new Map<number, number>(),
-      submitted: null,
-    };
     try {
       for (const item of ops.items) {
         if (!('attentionLayer' in item)) continue;
@@ -840,6 +829,7 @@ export class Model {
       scratch.recordClears(encoder);
       let passes = 0;
       let pass = encoder.beginComputePass(this.timedPass(slot, passes++));
+      const planPasses = new Map<number, number>();
       for (const item of ops.items) {
         if (!('attentionLayer' in item)) {
           item.record(pass);
@@ -860,7 +850,7 @@ export class Model {
         const op = attention.get(item.attentionLayer)!;
         if (op.plan && slot.querySet) {
           pass.end();
-          step.planPasses.set(item.attentionLayer, passes);
+          planPasses.set(item.attentionLayer, passes);
           pass = encoder.beginComputePass(this.timedPass(slot, passes++));
           op.plan.record(pass);
           pass.end();
@@ -893,10 +883,19 @@ export class Model {
       }
       const bytes = this.countsOffset + countReadback.bytes;
       countReadback.record(encoder, this.reserve(slot, bytes), this.countsOffset);
-      step.submitted = this.submitSegment(encoder, slot, readback, true, passes, bytes);
-      return step;
+      const submitted = this.submitSegment(encoder, slot, readback, true, passes, bytes);
+      return {
+        phase,
+        tokens,
+        allLogits: ops.allLogits,
+        attention,
+        followUps,
+        countReadback,
+        planPasses,
+        submitted,
+      };
     } catch (error) {
-      this.disposeStep(step);
+      this.disposeStep({ attention, followUps });
       throw error;
     } finally {
       scratch.endStep();
@@ -920,9 +919,9 @@ export class Model {
       logits = step.allLogits
         ? await readFloat32(this.ctx.device, step.allLogits, tokens * vocab)
         : null;
-      ({ bytes: sampled, ms, passMs } = await this.finishStep(step.submitted!));
+      ({ bytes: sampled, ms, passMs } = await this.finishStep(step.submitted));
       countReadback.deliver(sampled, this.countsOffset);
-      const methods = phase === 'prefill' ? this.plan.prefill : this.plan.decode;
+      const methods = this.plan[phase];
       const counts = await Promise.all([...attention.values()].map((op) => op.readCount()));
       [...attention.keys()].forEach((layer, i) => {
         this.addCount(phase, layer, methods[layer].name, counts[i]);
@@ -951,13 +950,13 @@ export class Model {
   /** A submitted step whose input ended the generation: waits for its slot, counts nothing. */
   private async dropStep(step: SubmittedStep): Promise<void> {
     try {
-      await this.finishStep(step.submitted!);
+      await this.finishStep(step.submitted);
     } finally {
       this.disposeStep(step);
     }
   }
 
-  private disposeStep(step: SubmittedStep): void {
+  private disposeStep(step: Pick<SubmittedStep, 'attention' | 'followUps'>): void {
     step.attention.forEach((op) => op.dispose());
     step.followUps.forEach((op) => op.dispose());
   }
