@@ -440,6 +440,11 @@ async function benchQuest(
     // Each selection whatever the cache's length (the default picks by the pages per KV head).
     { tokenBudget: 2048, tuning: { selection: 'rank' as const } },
     { tokenBudget: 2048, tuning: { selection: 'radix' as const } },
+    // The rank count with each invocation ranking 2, 4 or 8 pages.
+    ...([2, 4, 8] as const).map((rankRun) => ({
+      tokenBudget: 2048,
+      tuning: { selection: 'rank' as const, rankRun },
+    })),
   ];
   const bytesPerValue = 2;
   const summaryBytes = (pages - 1) * shape.numKvHeads * 2 * shape.headDim * bytesPerValue;
@@ -468,7 +473,8 @@ async function benchQuest(
       (tuning.selectWorkgroupSize ? `, ${tuning.selectWorkgroupSize}-wide select` : '') +
       (tuning.decode ? `, ${tuning.decode.targetWorkgroups} decode workgroups asked` : '') +
       (tuning.selectDigitBits ? `, ${tuning.selectDigitBits}-bit radix` : '') +
-      (tuning.selection ? `, ${tuning.selection} select` : '');
+      (tuning.selection ? `, ${tuning.selection} select` : '') +
+      (tuning.rankRun ? `, ${tuning.rankRun} pages an invocation` : '');
     console.error(
       `    quest budget ${tokenBudget}${variant}: scoring ${scoreMs.toFixed(4)} ms, selection ${selectMs.toFixed(4)} ms, ` +
         `decode ${attentionMs.toFixed(4)} ms (split + reduce); ${(bytes / 1e6).toFixed(1)} MB read` +

@@ -61,10 +61,12 @@ const defaultSelectDigitBits = 8;
  */
 const rankSelectMaxPages = 768;
 
-/** Pages each workgroup of quest_rank_select ranks, invocations per page, keys staged a round. */
-const rankPages = 16;
+/** quest_rank_select's page slots and invocations per slot a workgroup, keys staged a round. */
+const rankSlots = 16;
 const rankLanes = 16;
 const rankTile = 2048;
+/** Pages each invocation of quest_rank_select ranks (RUN): see defaultRankRun. */
+const defaultRankRun = 1;
 
 /** The key cache of quest_select.wgsl that fits beside its histogram and scan (>= 32 keys). */
 function selectCacheKeys(ctx: GpuContext, selectWorkgroupSize: number, digitBits: number): number {
@@ -166,6 +168,8 @@ export type QuestSelection = 'radix' | 'rank';
 export interface QuestTuning {
   /** The selection kernel (default: 'rank' up to 768 complete pages per KV head, else 'radix'). */
   selection?: QuestSelection;
+  /** Pages each invocation of the rank-counting selection ranks (1, 2, 4 or 8). */
+  rankRun?: 1 | 2 | 4 | 8;
   /** Invocations of the selection's one workgroup per KV head (a power of two >= 32). */
   selectWorkgroupSize?: number;
   /** Key bits the selection's radix resolves per level: 4 (16 bins) or 8 (256 bins). */
@@ -265,10 +269,12 @@ export function recordQuestDecode(
   const selectDigitBits = tuning.selectDigitBits ?? defaultSelectDigitBits;
   const byRank =
     (tuning.selection ?? (numFull <= rankSelectMaxPages ? 'rank' : 'radix')) === 'rank';
+  const rankRun = tuning.rankRun ?? defaultRankRun;
   const select = byRank
     ? ctx.pipelines.get('attention/quest_rank_select', {
-        PAGES: rankPages,
+        SLOTS: rankSlots,
         LANES: rankLanes,
+        RUN: rankRun,
         TILE: rankTile,
       })
     : ctx.pipelines.get('attention/quest_select', {
@@ -308,8 +314,11 @@ export function recordQuestDecode(
   const recordSelect: RecordDispatches = (pass) => {
     pass.setPipeline(select);
     pass.setBindGroup(0, selectGroup);
-    if (byRank) pass.dispatchWorkgroups(Math.max(1, Math.ceil(numFull / rankPages)), numKvHeads);
-    else pass.dispatchWorkgroups(numKvHeads);
+    if (byRank) {
+      pass.dispatchWorkgroups(Math.max(1, Math.ceil(numFull / (rankSlots * rankRun))), numKvHeads);
+    } else {
+      pass.dispatchWorkgroups(numKvHeads);
+    }
   };
   const recordPlanner: RecordDispatches = (pass) => {
     recordScore(pass);

@@ -142,17 +142,32 @@ describe('Quest decode', () => {
     expect(error).toBeLessThanOrEqual(1e-4 * magnitude);
   });
 
-  it('rank-counting selection: a budget of every page, and keys beyond one staged round', async () => {
-    const every = cases.find((x) => x.name === 'many pages, headDim 128')!;
-    const all = await runCase(every, pagesFor(every.kvLen, pageSize) * pageSize, {
-      selection: 'rank',
-    });
-    expect(all.gpu.selectedPages).toEqual(all.ref.pages);
-    // A round stages 2,048 keys: 40,000 tokens (2,499 complete pages) take two.
-    const long = { ...every, numHeads: 2, numKvHeads: 1, kvLen: 40_000, tokenBudget: 4096 };
-    const { gpu, ref } = await runCase(long, long.tokenBudget, { selection: 'rank' });
-    expect(gpu.selectedPages).toEqual(ref.pages);
-  });
+  // RUN pages an invocation: the tie rule within an invocation's pages, and a last workgroup whose
+  // pages run past the head's.
+  it.each([1, 2, 4, 8] as const)(
+    'rank-counting selection, %i pages an invocation: a budget of every page, ties, and keys beyond one staged round',
+    async (rankRun) => {
+      for (const name of [
+        'many pages, headDim 128',
+        'budget splits tied page classes',
+        'ties go to the lower page',
+      ]) {
+        const c = cases.find((x) => x.name === name)!;
+        const { gpu, ref } = await runCase(c, c.tokenBudget, { selection: 'rank', rankRun });
+        expect(gpu.selectedPages).toEqual(ref.pages);
+      }
+      const every = cases.find((x) => x.name === 'many pages, headDim 128')!;
+      const all = await runCase(every, pagesFor(every.kvLen, pageSize) * pageSize, {
+        selection: 'rank',
+        rankRun,
+      });
+      expect(all.gpu.selectedPages).toEqual(all.ref.pages);
+      // A round stages 2,048 keys: 40,000 tokens (2,499 complete pages) take two.
+      const long = { ...every, numHeads: 2, numKvHeads: 1, kvLen: 40_000, tokenBudget: 4096 };
+      const { gpu, ref } = await runCase(long, long.tokenBudget, { selection: 'rank', rankRun });
+      expect(gpu.selectedPages).toEqual(ref.pages);
+    },
+  );
 
   // More pages than the key cache holds: every pass reads the bounds from global memory, and a
   // budget of every page takes the compaction-only path that skips the first pass.
