@@ -56,17 +56,21 @@ const defaultSelectDigitBits = 8;
  * H100, 2026-12-07 (`npm run bench -- --quick --only quest`), budget 2048: at 8K (511 pages) the
  * rank count took 4.7 us against the radix's 8.7 (the step 0.0196 against 0.0235 ms, 1.04x against
  * 0.87x dense); at 32K (2,047 pages) 24.7 us against 10.7 (its all-pairs work grows as pages^2).
- * Fitting the two points (time ~ pages^1.47 above a 1.7 us dispatch) puts the crossing near 950
- * pages; 768 keeps a margin.
+ * Two pages an invocation (same H100, session 30): 4.9 us at 8K as with one, 7.3 us at 16K (1,023
+ * pages) against the radix's 7.7 and one page's 9.2, 18.1 us at 32K against 10.8.
  */
-const rankSelectMaxPages = 768;
+const rankSelectMaxPages = 1024;
 
 /** quest_rank_select's page slots and invocations per slot a workgroup, keys staged a round. */
 const rankSlots = 16;
 const rankLanes = 16;
 const rankTile = 2048;
-/** Pages each invocation of quest_rank_select ranks (RUN): see defaultRankRun. */
-const defaultRankRun = 1;
+/**
+ * Pages each invocation of quest_rank_select ranks (RUN). Same H100 runs, budget 2048: at 32K 1, 2,
+ * 4 and 8 pages took 25.6, 18.1, 15.8 and 15.2 us, at 16K 9.2, 7.3, 7.5 and 9.7, at 8K 4.9, 4.9,
+ * 5.3 and 7.0.
+ */
+const defaultRankRun = 2;
 
 /** The key cache of quest_select.wgsl that fits beside its histogram and scan (>= 32 keys). */
 function selectCacheKeys(ctx: GpuContext, selectWorkgroupSize: number, digitBits: number): number {
@@ -166,7 +170,7 @@ export type QuestSelection = 'radix' | 'rank';
 
 /** Knobs the benchmark may vary; the defaults are what the method uses. */
 export interface QuestTuning {
-  /** The selection kernel (default: 'rank' up to 768 complete pages per KV head, else 'radix'). */
+  /** The selection kernel (default: 'rank' up to 1,024 complete pages per KV head, else 'radix'). */
   selection?: QuestSelection;
   /** Pages each invocation of the rank-counting selection ranks (1, 2, 4 or 8). */
   rankRun?: 1 | 2 | 4 | 8;

@@ -132,7 +132,7 @@ describe('Quest decode', () => {
     },
   );
 
-  // The cases above have at most 768 complete pages a head, so their selection counts ranks (it
+  // The cases above have at most 1,024 complete pages a head, so their selection counts ranks (it
   // lists pages by rank; the host sorts them); longer caches take the radix select: every case.
   it.each(cases)('radix selection, $name: pages and output match', async (c) => {
     const { gpu, ref } = await runCase(c, c.tokenBudget, { selection: 'radix' });
