@@ -170,9 +170,9 @@ export type QuestSelection = 'radix' | 'rank';
 
 /** Knobs the benchmark may vary; the defaults are what the method uses. */
 export interface QuestTuning {
-  /** The selection kernel (default: 'rank' up to 1,024 complete pages per KV head, else 'radix'). */
+  /** The selection kernel (default: 'rank' up to 1,024 complete pages a KV head, else 'radix'). */
   selection?: QuestSelection;
-  /** Pages each invocation of the rank-counting selection ranks (1, 2, 4 or 8). */
+  /** Pages each invocation of the rank-counting selection ranks (default 2). */
   rankRun?: 1 | 2 | 4 | 8;
   /** Invocations of the selection's one workgroup per KV head (a power of two >= 32). */
   selectWorkgroupSize?: number;

@@ -108,6 +108,19 @@ describe('Quest decode', () => {
     expect(error).toBeLessThanOrEqual(1e-4 * magnitude);
   });
 
+  /** The selection with `tuning` picks the reference's pages: many pages, tied classes, all tied. */
+  async function expectSelectionPicksReferencePages(tuning: QuestTuning) {
+    for (const name of [
+      'many pages, headDim 128',
+      'budget splits tied page classes',
+      'ties go to the lower page',
+    ]) {
+      const c = cases.find((x) => x.name === name)!;
+      const { gpu, ref } = await runCase(c, c.tokenBudget, tuning);
+      expect(gpu.selectedPages).toEqual(ref.pages);
+    }
+  }
+
   // Fewer invocations than pages (several keys each in the radix levels and the compaction) and
   // than bins; both digit widths.
   const selections = [32, 64, 128].flatMap((selectWorkgroupSize) =>
@@ -119,17 +132,7 @@ describe('Quest decode', () => {
   );
   it.each(selections)(
     'a $selectWorkgroupSize-invocation selection, $selectDigitBits bits a level, picks the reference pages',
-    async (tuning) => {
-      for (const name of [
-        'many pages, headDim 128',
-        'budget splits tied page classes',
-        'ties go to the lower page',
-      ]) {
-        const c = cases.find((x) => x.name === name)!;
-        const { gpu, ref } = await runCase(c, c.tokenBudget, tuning);
-        expect(gpu.selectedPages).toEqual(ref.pages);
-      }
-    },
+    (tuning) => expectSelectionPicksReferencePages(tuning),
   );
 
   // The cases above have at most 1,024 complete pages a head, so their selection counts ranks (it
@@ -147,15 +150,7 @@ describe('Quest decode', () => {
   it.each([1, 2, 4, 8] as const)(
     'rank-counting selection, %i pages an invocation: a budget of every page, ties, and keys beyond one staged round',
     async (rankRun) => {
-      for (const name of [
-        'many pages, headDim 128',
-        'budget splits tied page classes',
-        'ties go to the lower page',
-      ]) {
-        const c = cases.find((x) => x.name === name)!;
-        const { gpu, ref } = await runCase(c, c.tokenBudget, { selection: 'rank', rankRun });
-        expect(gpu.selectedPages).toEqual(ref.pages);
-      }
+      await expectSelectionPicksReferencePages({ selection: 'rank', rankRun });
       const every = cases.find((x) => x.name === 'many pages, headDim 128')!;
       const all = await runCase(every, pagesFor(every.kvLen, pageSize) * pageSize, {
         selection: 'rank',
