@@ -224,6 +224,11 @@ describe('the run panel with a model', () => {
     expect(await panel.getByTestId('speedup-prefill').innerText()).toMatch(/^\d+\.\d\d×$/);
     // Decode is dense on both sides: no speed-up is claimed for it.
     expect(await panel.getByTestId('speedup-decode').innerText()).toBe('dense in both');
+    // Sliding window builds its mask on the CPU; dense plans nothing.
+    expect(await panel.getByTestId('sparse-planning').innerText()).toMatch(
+      /^prefill \d+(\.\d+)? ms on the CPU$/,
+    );
+    expect(await panel.getByTestId('dense-planning').count()).toBe(0);
     // Kernel-counted sparsity: one bar per layer, and sliding window skipped blocks.
     const bars = panel.getByTestId('sparse').getByTestId('layer-bars-prefill');
     expect(await bars.locator('.bar').count()).toBe(TINY_LAYERS);
