@@ -44,6 +44,9 @@ export default defineConfig({
           include: ['tests/kernels/**/*.test.ts'],
           environment: 'node',
           pool: 'forks',
+          // A worker runs its files in one process, so they share one GPU context and its compiled
+          // pipelines (tests/support/gpu.ts).
+          isolate: false,
           env: softwareGpu,
           testTimeout: 120_000,
           hookTimeout: 120_000,

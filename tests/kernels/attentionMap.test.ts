@@ -1,7 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { GpuContext } from '../../src/gpu/context';
 import { roundToFloat16 } from '../../src/gpu/f16';
-import { acquireNodeGpuContext } from '../../src/gpu/node';
 import {
   attentionMapOnHost,
   blockSizeFor,
@@ -34,12 +33,12 @@ import {
   zoomAt,
 } from '../../src/ui/attentionMapRender';
 import { maxAbsError, randomFloats } from '../support/random';
+import { sharedGpuContext } from '../support/gpu';
 
 let ctx: GpuContext;
 beforeAll(async () => {
-  ctx = await acquireNodeGpuContext();
+  ctx = await sharedGpuContext();
 });
-afterAll(() => ctx.device.destroy());
 
 interface MapCase {
   numQueries: number;

@@ -1,7 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { GpuContext } from '../../src/gpu/context';
 import { roundToFloat16 } from '../../src/gpu/f16';
-import { acquireNodeGpuContext } from '../../src/gpu/node';
 import {
   blasstDecodeOnHost,
   blasstDecodePlan,
@@ -26,11 +25,12 @@ import {
   type BlasstOrder,
 } from '../../src/methods/reference/blasst';
 import { maxAbsError, randomFloats } from '../support/random';
+import { sharedGpuContext } from '../support/gpu';
 
 let ctx: GpuContext;
 let config: PrefillTileConfig;
 beforeAll(async () => {
-  ctx = await acquireNodeGpuContext();
+  ctx = await sharedGpuContext();
   // 64 invocations: smaller query tiles, so a few hundred queries make several of them.
   // Key tiles of 32 keys (the planted case is laid out on them) when the chunk divides 32.
   const base = prefillTileConfig(ctx, headDim);
@@ -43,7 +43,6 @@ beforeAll(async () => {
     workgroupBytes: keyTile * 2 * headDim * 4,
   };
 });
-afterAll(() => ctx.device.destroy());
 
 const headDim = 32;
 const pageSize = 16;

@@ -1,7 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { GpuContext } from '../../src/gpu/context';
 import { roundToFloat16 } from '../../src/gpu/f16';
-import { acquireNodeGpuContext } from '../../src/gpu/node';
 import {
   blockSparsePrefillOnHost,
   blockSparseTileConfig,
@@ -25,12 +24,12 @@ import {
 import { slidingWindow } from '../../src/methods/reference/slidingWindow';
 import { sparseAttention } from '../../src/methods/reference/sparseAttention';
 import { maxAbsError, randomFloats, seededRandom } from '../support/random';
+import { sharedGpuContext } from '../support/gpu';
 
 let ctx: GpuContext;
 beforeAll(async () => {
-  ctx = await acquireNodeGpuContext();
+  ctx = await sharedGpuContext();
 });
-afterAll(() => ctx.device.destroy());
 
 interface Case {
   numQueries: number;

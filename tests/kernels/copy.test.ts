@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import {
   createEmptyBuffer,
   createStorageBuffer,
@@ -6,14 +6,13 @@ import {
   readFloat32,
 } from '../../src/gpu/buffers';
 import type { GpuContext } from '../../src/gpu/context';
-import { acquireNodeGpuContext } from '../../src/gpu/node';
 import { recordCopy, recordDispatchChainLink } from '../../src/kernels/copy';
+import { sharedGpuContext } from '../support/gpu';
 
 let ctx: GpuContext;
 beforeAll(async () => {
-  ctx = await acquireNodeGpuContext();
+  ctx = await sharedGpuContext();
 });
-afterAll(() => ctx.device.destroy());
 
 describe('vec4 copy kernel', () => {
   it.each([4, 1024, 4096 * 256 * 4 + 12])('copies %i floats exactly', async (n) => {

@@ -1,7 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { GpuContext } from '../../src/gpu/context';
 import { roundToFloat16 } from '../../src/gpu/f16';
-import { acquireNodeGpuContext } from '../../src/gpu/node';
 import { attentionReference } from '../../src/kernels/attention.reference';
 import {
   decodeKeyBlocks,
@@ -15,12 +14,12 @@ import { pagesFor, shuffledPageTable } from '../../src/kernels/pagedKv';
 import { blockMaskFromMaskMod } from '../../src/methods/reference/masks';
 import { sparseAttention } from '../../src/methods/reference/sparseAttention';
 import { maxAbsError, randomFloats } from '../support/random';
+import { sharedGpuContext } from '../support/gpu';
 
 let ctx: GpuContext;
 beforeAll(async () => {
-  ctx = await acquireNodeGpuContext();
+  ctx = await sharedGpuContext();
 });
-afterAll(() => ctx.device.destroy());
 
 /** The same device with subgroups hidden, so the launcher picks the workgroup-memory fallback. */
 const withoutSubgroups = (c: GpuContext): GpuContext => ({

@@ -6,14 +6,14 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { GpuContext } from '../../src/gpu/context';
-import { acquireNodeGpuContext } from '../../src/gpu/node';
 import { loadModelFolder, type ModelFolder } from '../../src/model/load';
 import { createModel } from '../../src/model/runtime/model';
 import { TextTokenizer } from '../../src/model/tokenizer';
 import { answerCompletion } from '../../src/tasks/answer';
 import { getTask } from '../../src/tasks/registry';
+import { sharedGpuContext } from '../support/gpu';
 
 const publicDir = join(import.meta.dirname, '../../public');
 const manifest = JSON.parse(readFileSync(join(publicDir, 'models/index.json'), 'utf8')) as {
@@ -25,11 +25,10 @@ let ctx: GpuContext;
 let folder: ModelFolder;
 let tokenizer: TextTokenizer;
 beforeAll(async () => {
-  ctx = await acquireNodeGpuContext();
+  ctx = await sharedGpuContext();
   folder = await loadModelFolder(join(publicDir, manifest[0].path));
   tokenizer = new TextTokenizer(folder.tokenizerJson, folder.tokenizerConfig ?? {});
 });
-afterAll(() => ctx.device.destroy());
 
 describe('embedded default model', () => {
   it('is listed first in public/models/index.json and fits the size budget', () => {

@@ -1,6 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { GpuContext } from '../../src/gpu/context';
-import { acquireNodeGpuContext } from '../../src/gpu/node';
 import { blasstPrefillTileConfig } from '../../src/kernels/blasst';
 import { defaultScale } from '../../src/kernels/layout';
 import { blasst, type BlasstOrder } from '../../src/methods/reference/blasst';
@@ -20,12 +19,12 @@ import {
   type SparseMethod,
 } from '../../src/methods/types';
 import { maxAbsError, randomFloats } from '../support/random';
+import { sharedGpuContext } from '../support/gpu';
 
 let ctx: GpuContext;
 beforeAll(async () => {
-  ctx = await acquireNodeGpuContext();
+  ctx = await sharedGpuContext();
 });
-afterAll(() => ctx.device.destroy());
 
 const heads = { numHeads: 4, numKvHeads: 2, headDim: 32 };
 const shapes: Record<Phase, MethodShape> = {

@@ -1,7 +1,6 @@
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { GpuContext } from '../../src/gpu/context';
-import { acquireNodeGpuContext } from '../../src/gpu/node';
 import { keptSharePerHead, recallPerHead } from '../../src/kernels/attentionMap';
 import { attentionMapReference } from '../../src/kernels/attentionMap.reference';
 import { defaultScale, type KvDtype } from '../../src/kernels/layout';
@@ -17,16 +16,16 @@ import {
 } from '../../src/model/runtime/attentionMap';
 import { createModel } from '../../src/model/runtime/model';
 import { maxAbsError } from '../support/random';
+import { sharedGpuContext } from '../support/gpu';
 
 const root = join(import.meta.dirname, '../fixtures/models');
 
 let ctx: GpuContext;
 let folder: ModelFolder;
 beforeAll(async () => {
-  ctx = await acquireNodeGpuContext();
+  ctx = await sharedGpuContext();
   folder = await loadModelFolder(join(root, 'llama_gqa_tied'));
 });
-afterAll(() => ctx.device.destroy());
 
 const promptIds = [1, 17, 250, 3, 99, 41, 8, 8, 120, 7, 64, 200, 5, 33, 12, 301, 2, 90, 45, 11];
 

@@ -2,10 +2,10 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GpuContext } from '../../src/gpu/context';
-import { acquireNodeGpuContext } from '../../src/gpu/node';
 import { loadModelFolder, type ModelFolder } from '../../src/model/load';
 import { resolveAttention } from '../../src/model/runtime/attention';
 import { createModel } from '../../src/model/runtime/model';
+import { sharedGpuContext } from '../support/gpu';
 
 interface Reference {
   input_ids: number[];
@@ -20,9 +20,8 @@ const root = join(import.meta.dirname, '../fixtures/models');
 
 let ctx: GpuContext;
 beforeAll(async () => {
-  ctx = await acquireNodeGpuContext();
+  ctx = await sharedGpuContext();
 });
-afterAll(() => ctx.device.destroy());
 
 const measured: Record<string, number> = {};
 afterAll(() => console.log('model forward: max |logit - reference|', measured));

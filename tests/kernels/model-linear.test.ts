@@ -2,7 +2,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEmptyBuffer, createStorageBuffer, readFloat32 } from '../../src/gpu/buffers';
 import type { GpuContext } from '../../src/gpu/context';
 import { packFloat16Pairs, roundToFloat16 } from '../../src/gpu/f16';
-import { acquireNodeGpuContext } from '../../src/gpu/node';
 import { swiGluReference, type LinearActivation } from '../../src/kernels/model/activation';
 import {
   planWeightChunks,
@@ -13,12 +12,12 @@ import {
 import { createLinear, linearReference } from '../../src/kernels/model/linear';
 import { normReference } from '../../src/kernels/model/norm';
 import { maxAbsError, randomFloats } from '../support/random';
+import { sharedGpuContext } from '../support/gpu';
 
 let ctx: GpuContext;
 beforeAll(async () => {
-  ctx = await acquireNodeGpuContext();
+  ctx = await sharedGpuContext();
 });
-afterAll(() => ctx.device.destroy());
 
 const withoutSubgroups = (c: GpuContext): GpuContext => ({
   ...c,

@@ -1,8 +1,7 @@
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createEmptyBuffer, createStorageBuffer, readFloat32 } from '../../src/gpu/buffers';
 import type { GpuContext } from '../../src/gpu/context';
-import { acquireNodeGpuContext } from '../../src/gpu/node';
 import { blasstPrefillTileConfig } from '../../src/kernels/blasst';
 import { defaultScale, type PagedKvLayout } from '../../src/kernels/layout';
 import { packPagedPool, pagesFor } from '../../src/kernels/pagedKv';
@@ -31,14 +30,14 @@ import {
 } from '../../src/model/runtime/attention';
 import { createModel, type AttentionStats } from '../../src/model/runtime/model';
 import { maxAbsError, randomFloats } from '../support/random';
+import { sharedGpuContext } from '../support/gpu';
 
 let ctx: GpuContext;
 let folder: ModelFolder;
 beforeAll(async () => {
-  ctx = await acquireNodeGpuContext();
+  ctx = await sharedGpuContext();
   folder = await loadModelFolder(join(import.meta.dirname, '../fixtures/models/llama_gqa_tied'));
 });
-afterAll(() => ctx.device.destroy());
 
 /** Every (method, phase) pair of the registry. */
 const cases = METHODS.flatMap((m) => m.phases.map((phase) => [m.name, phase, m] as const));

@@ -7,7 +7,6 @@ import {
 } from '../../src/gpu/buffers';
 import type { GpuContext } from '../../src/gpu/context';
 import { packFloat16Pairs, roundToFloat16 } from '../../src/gpu/f16';
-import { acquireNodeGpuContext } from '../../src/gpu/node';
 import { wordsPerPage, type KvDtype } from '../../src/kernels/layout';
 import {
   activationReference,
@@ -24,12 +23,12 @@ import { ropeReference } from '../../src/kernels/model/rope';
 import { packPagedPool, pagesFor, shuffledPageTable } from '../../src/kernels/pagedKv';
 import { computeRopeInvFreq, type ModelConfig } from '../../src/model/loading/config';
 import { maxAbsError, randomFloats } from '../support/random';
+import { sharedGpuContext } from '../support/gpu';
 
 let ctx: GpuContext;
 beforeAll(async () => {
-  ctx = await acquireNodeGpuContext();
+  ctx = await sharedGpuContext();
 });
-afterAll(() => ctx.device.destroy());
 
 const measured: Record<string, number> = {};
 afterAll(() => console.log('model ops max error / max|ref|:', measured));

@@ -1,7 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createEmptyBuffer, createStorageBuffer, readBuffer } from '../../src/gpu/buffers';
 import type { GpuContext } from '../../src/gpu/context';
-import { acquireNodeGpuContext } from '../../src/gpu/node';
 import { submitOps } from '../../src/kernels/model/common';
 import {
   candidateProbabilities,
@@ -13,12 +12,12 @@ import {
   type Candidates,
 } from '../../src/kernels/model/sampling';
 import { seededRandom } from '../support/random';
+import { sharedGpuContext } from '../support/gpu';
 
 let ctx: GpuContext;
 beforeAll(async () => {
-  ctx = await acquireNodeGpuContext();
+  ctx = await sharedGpuContext();
 });
-afterAll(() => ctx.device.destroy());
 
 /** Logits in [-10, 10) with a few exact ties, a -inf and a NaN. */
 function logits(vocab: number, seed: number): Float32Array {

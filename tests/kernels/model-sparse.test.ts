@@ -1,13 +1,13 @@
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { GpuContext } from '../../src/gpu/context';
-import { acquireNodeGpuContext } from '../../src/gpu/node';
 import { blockCounts } from '../../src/methods/reference/masks';
 import { getMethod } from '../../src/methods/registry';
 import { slidingWindow } from '../../src/methods/reference/slidingWindow';
 import { loadModelFolder, type ModelFolder } from '../../src/model/load';
 import { resolveAttention, type AttentionOptions } from '../../src/model/runtime/attention';
 import { createModel, type AttentionStats } from '../../src/model/runtime/model';
+import { sharedGpuContext } from '../support/gpu';
 
 const root = join(import.meta.dirname, '../fixtures/models');
 // 64 prompt tokens: 4 blocks of 16, 4 pages of 16; then 2 decode steps.
@@ -17,10 +17,9 @@ const next = [5, 17];
 let ctx: GpuContext;
 let folder: ModelFolder;
 beforeAll(async () => {
-  ctx = await acquireNodeGpuContext();
+  ctx = await sharedGpuContext();
   folder = await loadModelFolder(join(root, 'llama_gqa_tied'));
 });
-afterAll(() => ctx.device.destroy());
 
 interface Run {
   prefill: Float32Array;

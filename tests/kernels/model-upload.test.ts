@@ -5,19 +5,18 @@
  * there: allocations do not throw).
  */
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { GpuContext } from '../../src/gpu/context';
-import { acquireNodeGpuContext } from '../../src/gpu/node';
 import { loadModelFolder, type ModelFolder } from '../../src/model/load';
 import { uploadModel } from '../../src/model/runtime/model';
+import { sharedGpuContext } from '../support/gpu';
 
 let ctx: GpuContext;
 let folder: ModelFolder;
 beforeAll(async () => {
-  ctx = await acquireNodeGpuContext();
+  ctx = await sharedGpuContext();
   folder = await loadModelFolder(join(import.meta.dirname, '../fixtures/models/llama_gqa_tied'));
 });
-afterAll(() => ctx.device.destroy());
 
 /** ctx with a device whose error scopes report `error` after the real scope closes. */
 function reporting(error: { message: string }): GpuContext {

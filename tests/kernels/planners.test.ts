@@ -1,6 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { GpuContext } from '../../src/gpu/context';
-import { acquireNodeGpuContext } from '../../src/gpu/node';
 import { timeDispatches } from '../../src/gpu/timer';
 import { defaultScale } from '../../src/kernels/layout';
 import { pagesFor, shuffledPageTable } from '../../src/kernels/pagedKv';
@@ -24,12 +23,12 @@ import { verticalSlash } from '../../src/methods/reference/verticalSlash';
 import { createStorageBuffer } from '../../src/gpu/buffers';
 import { roundToFloat16 } from '../../src/gpu/f16';
 import { randomFloats } from '../support/random';
+import { sharedGpuContext } from '../support/gpu';
 
 let ctx: GpuContext;
 beforeAll(async () => {
-  ctx = await acquireNodeGpuContext();
+  ctx = await sharedGpuContext();
 });
-afterAll(() => ctx.device.destroy());
 
 interface Case {
   numQueries: number;

@@ -1,20 +1,19 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createStorageBuffer, readBuffer } from '../../src/gpu/buffers';
 import type { GpuContext } from '../../src/gpu/context';
 import { float16BitsToFloat32, roundToFloat16 } from '../../src/gpu/f16';
-import { acquireNodeGpuContext } from '../../src/gpu/node';
 import { denseDecodeOnHost } from '../../src/kernels/denseDecode';
 import { defaultScale, type KvDtype, type PagedKvLayout } from '../../src/kernels/layout';
 import { packPagedPool, pagesFor, shuffledPageTable } from '../../src/kernels/pagedKv';
 import { createQuestSummaries, questDecodeOnHost, type QuestTuning } from '../../src/kernels/quest';
 import { pageSummaries, quest } from '../../src/methods/reference/quest';
 import { maxAbsError, randomFloats } from '../support/random';
+import { sharedGpuContext } from '../support/gpu';
 
 let ctx: GpuContext;
 beforeAll(async () => {
-  ctx = await acquireNodeGpuContext();
+  ctx = await sharedGpuContext();
 });
-afterAll(() => ctx.device.destroy());
 
 interface Case {
   name: string;

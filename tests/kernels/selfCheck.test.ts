@@ -1,13 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { GpuContext } from '../../src/gpu/context';
-import { acquireNodeGpuContext } from '../../src/gpu/node';
 import { runSelfCheck } from '../../src/engine/selfCheck';
+import { sharedGpuContext } from '../support/gpu';
 
 let ctx: GpuContext;
 beforeAll(async () => {
-  ctx = await acquireNodeGpuContext();
+  ctx = await sharedGpuContext();
 });
-afterAll(() => ctx.device.destroy());
 
 describe('the page self-check, run in Node', () => {
   it('passes every case with a measured error under its tolerance', async () => {

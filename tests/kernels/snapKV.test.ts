@@ -1,7 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { GpuContext } from '../../src/gpu/context';
 import { roundToFloat16 } from '../../src/gpu/f16';
-import { acquireNodeGpuContext } from '../../src/gpu/node';
 import type { ReferenceInput } from '../../src/kernels/attention.reference';
 import { defaultScale, type KvDtype } from '../../src/kernels/layout';
 import { pagesFor, shuffledPageTable } from '../../src/kernels/pagedKv';
@@ -14,12 +13,12 @@ import {
 import { adaSnapKV } from '../../src/methods/reference/adaSnapKV';
 import { compactedDecode, snapKV } from '../../src/methods/reference/snapKV';
 import { maxAbsError, randomFloats } from '../support/random';
+import { sharedGpuContext } from '../support/gpu';
 
 let ctx: GpuContext;
 beforeAll(async () => {
-  ctx = await acquireNodeGpuContext();
+  ctx = await sharedGpuContext();
 });
-afterAll(() => ctx.device.destroy());
 
 interface Case {
   name: string;

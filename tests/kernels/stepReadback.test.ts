@@ -1,14 +1,13 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createStorageBuffer } from '../../src/gpu/buffers';
 import type { GpuContext } from '../../src/gpu/context';
-import { acquireNodeGpuContext } from '../../src/gpu/node';
 import { StepReadback } from '../../src/gpu/stepReadback';
+import { sharedGpuContext } from '../support/gpu';
 
 let ctx: GpuContext;
 beforeAll(async () => {
-  ctx = await acquireNodeGpuContext();
+  ctx = await sharedGpuContext();
 });
-afterAll(() => ctx.device.destroy());
 
 function stagingBuffer(size: number): GPUBuffer {
   return ctx.device.createBuffer({

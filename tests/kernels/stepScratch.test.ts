@@ -1,15 +1,14 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { readBuffer } from '../../src/gpu/buffers';
 import type { GpuContext } from '../../src/gpu/context';
-import { acquireNodeGpuContext } from '../../src/gpu/node';
 import { StepScratch } from '../../src/gpu/scratch';
 import { decodeReduceDefines } from '../../src/kernels/denseDecode';
+import { sharedGpuContext } from '../support/gpu';
 
 let ctx: GpuContext;
 beforeAll(async () => {
-  ctx = await acquireNodeGpuContext();
+  ctx = await sharedGpuContext();
 });
-afterAll(() => ctx.device.destroy());
 
 const words = async (buffer: GPUBuffer, count: number) =>
   Array.from(new Uint32Array(await readBuffer(ctx.device, buffer, count * 4)));

@@ -1,12 +1,12 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { GpuContext } from '../../src/gpu/context';
-import { acquireNodeGpuContext } from '../../src/gpu/node';
 import { ModelBackend, type PromptCodec } from '../../src/engine/modelBackend';
 import { MemoryResultStore } from '../../src/engine/store/memory';
 import { aggregateResults, runSweep } from '../../src/engine/sweep';
 import type { SweepConfig, SweepEvent } from '../../src/engine/sweepTypes';
 import { loadModelFolder, type ModelFolder } from '../../src/model/load';
 import { createModel } from '../../src/model/runtime/model';
+import { sharedGpuContext } from '../support/gpu';
 
 const FOLDER = 'tests/fixtures/models/llama3_rope_headdim';
 
@@ -53,7 +53,7 @@ describe('a sweep on a real tiny model', () => {
   let ctx: GpuContext;
   let folder: ModelFolder;
   beforeAll(async () => {
-    ctx = await acquireNodeGpuContext();
+    ctx = await sharedGpuContext();
     folder = await loadModelFolder(FOLDER);
   });
 

@@ -1,11 +1,11 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { GpuContext } from '../../src/gpu/context';
-import { acquireNodeGpuContext } from '../../src/gpu/node';
 import { ModelBackend, type ModelBackendOptions } from '../../src/engine/modelBackend';
 import type { AttentionChoice, BackendRun } from '../../src/engine/sweepTypes';
 import { getMethod } from '../../src/methods/registry';
 import { loadModelFolder, type ModelFolder } from '../../src/model/load';
 import { seededRandom } from '../support/random';
+import { sharedGpuContext } from '../support/gpu';
 
 const FOLDER = 'tests/fixtures/models/llama3_rope_headdim';
 const LENGTH = 96;
@@ -17,7 +17,7 @@ describe('attention recall of a real tiny model', () => {
   let folder: ModelFolder;
   let ids: number[];
   beforeAll(async () => {
-    ctx = await acquireNodeGpuContext();
+    ctx = await sharedGpuContext();
     folder = await loadModelFolder(FOLDER);
     const random = seededRandom(5);
     ids = Array.from({ length: LENGTH }, () => Math.floor(random() * folder.config.vocabSize));

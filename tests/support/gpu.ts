@@ -1,0 +1,16 @@
+import type { GpuContext } from '../../src/gpu/context';
+import { acquireNodeGpuContext } from '../../src/gpu/node';
+
+const sharedKey = Symbol.for('sparse-attention-playground.tests.sharedGpuContext');
+
+/**
+ * One GPU context for every kernel test file that a worker process runs (the kernels project runs
+ * without isolation). On SwiftShader a pipeline compiles in 0.1-17 s and its execution in a test
+ * takes milliseconds; sharing the context's pipeline cache compiles each (shader, defines) pair once
+ * per worker rather than once per file. Files never destroy it: the next file in the worker uses it.
+ */
+export function sharedGpuContext(): Promise<GpuContext> {
+  const holder = globalThis as { [sharedKey]?: Promise<GpuContext> };
+  holder[sharedKey] ??= acquireNodeGpuContext();
+  return holder[sharedKey];
+}
