@@ -8,9 +8,13 @@ const sharedKey = Symbol.for('sparse-attention-playground.tests.sharedGpuContext
  * without isolation). On SwiftShader a pipeline compiles in 0.1-17 s and its execution in a test
  * takes milliseconds; sharing the context's pipeline cache compiles each (shader, defines) pair once
  * per worker rather than once per file. Files never destroy it: the next file in the worker uses it.
+ * A lost device is forgotten, so that one file's lost device does not fail the files after it.
  */
 export function sharedGpuContext(): Promise<GpuContext> {
   const holder = globalThis as { [sharedKey]?: Promise<GpuContext> };
-  holder[sharedKey] ??= acquireNodeGpuContext();
+  holder[sharedKey] ??= acquireNodeGpuContext().then((ctx) => {
+    void ctx.device.lost.then(() => delete holder[sharedKey]);
+    return ctx;
+  });
   return holder[sharedKey];
 }
