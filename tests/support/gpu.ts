@@ -1,7 +1,7 @@
 import type { GpuContext } from '../../src/gpu/context';
 import { acquireNodeGpuContext } from '../../src/gpu/node';
 
-const sharedKey = Symbol.for('sparse-attention-playground.tests.sharedGpuContext');
+let shared: Promise<GpuContext> | undefined;
 
 /**
  * One GPU context for every kernel test file that a worker process runs (the kernels project runs
@@ -11,10 +11,9 @@ const sharedKey = Symbol.for('sparse-attention-playground.tests.sharedGpuContext
  * A lost device is forgotten, so that one file's lost device does not fail the files after it.
  */
 export function sharedGpuContext(): Promise<GpuContext> {
-  const holder = globalThis as { [sharedKey]?: Promise<GpuContext> };
-  holder[sharedKey] ??= acquireNodeGpuContext().then((ctx) => {
-    void ctx.device.lost.then(() => delete holder[sharedKey]);
+  shared ??= acquireNodeGpuContext().then((ctx) => {
+    void ctx.device.lost.then(() => (shared = undefined));
     return ctx;
   });
-  return holder[sharedKey];
+  return shared;
 }
